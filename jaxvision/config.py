@@ -106,3 +106,14 @@ def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
     else:
       out[key] = type(out[key])(value)
   return ml_collections.ConfigDict(out)
+
+
+def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The config with every key the run reads (trainer + project defaults) filled in.
+
+  Experiment files return `with_defaults(c)`, so that any key, not only the ones the
+  file sets, can be overridden from the command line (`--config.checkpoint.keep=5`),
+  and a misspelt override is rejected by name.
+  """
+  from jaxvision import train  # pylint: disable=g-import-not-at-top
+  return train.validate_config(config)

@@ -19,7 +19,7 @@ config.optimizer:
   wd_mask         regex, or list of regexes, of the params that decay; '' / None /
                   [] = none. Default '.*/kernel' (no decay on biases, norms, embeddings).
   grad_clip_norm  clip the global gradient norm to this; 0 / None = off. The norm is
-                  over trainable params only. Default None.
+                  over trainable params only. Default 0.0 (off).
   lr_rules        list of (regex, multiplier), first match wins, unmatched = 1.0.
                   The multiplier scales the schedule for that param (decay too);
                   0.0 freezes it: zero updates and no optimizer state (MaskedNode).
@@ -54,7 +54,7 @@ SCHEDULES = ('constant', 'cosine', 'linear', 'step', 'rsqrt')
 
 _OPTIMIZER_DEFAULTS = dict(
     name='adamw', b1=0.9, b2=0.999, eps=1e-8, momentum=0.9, nesterov=False,
-    weight_decay=0.0, wd_mask='.*/kernel', grad_clip_norm=None, lr_rules=())
+    weight_decay=0.0, wd_mask='.*/kernel', grad_clip_norm=0.0, lr_rules=())
 _SCHEDULE_DEFAULTS = dict(
     type='constant', base_lr=1e-3, warmup_steps=0, end_lr=0.0, boundaries=(),
     decay_factor=0.1, timescale=10000)

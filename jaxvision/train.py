@@ -13,6 +13,7 @@ returns the train and eval summaries.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -57,9 +58,6 @@ def trainer_schema() -> ml_collections.ConfigDict:
       'optimizer': optim.default_optimizer_config(),
       'schedule': optim.default_schedule_config(),
       'distributed': False,        # call jax.distributed.initialize() (multi-host)
-      'debug': {
-          'kill_at_step': -1,      # SIGKILL this process after that step (resume tests)
-      },
       'model': {},
       'input': {},
       'evals': config_lib.FREE_FORM,
@@ -126,25 +124,27 @@ class NonFiniteLossError(FloatingPointError):
   pass
 
 
-def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Runs (or resumes) one experiment; returns {'train': {step: metrics}, 'eval': ...}."""
-  # ----------------------------------------------------------------- config & logging
-  config = validate_config(config)
-  if config.distributed:
-    jax.distributed.initialize()
-  project = projects.load_project(config.project)
-  os.makedirs(workdir, exist_ok=True)
-  pi, pc = jax.process_index(), jax.process_count()
-  if pi == 0:
-    with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      f.write(config.to_json_best_effort(indent=2))
-  writer = writers.make_writer(workdir, pi)
-  logging.info('config:\n%s', config)
-  total_steps = int(config.total_steps)
-  if total_steps < 0:
-    raise config_lib.ConfigError(f'config.total_steps must be >= 0, got {total_steps}')
+@dataclasses.dataclass
+class Experiment:
+  """What `build` derives from a validated config: everything but data and state."""
+  config: ml_collections.ConfigDict
+  project: Any
+  mesh: Any
+  rules: Any
+  spec: dict[str, jax.ShapeDtypeStruct]   # global batch contract
+  batch_size: int
+  model: Any
+  tx: Any
+  schedule: Any
+  setup: train_state.StateSetup
+  train_step: Any                          # jitted (state, batch) -> (state, metrics)
 
-  # ---------------------------------------------------------------------------- mesh
+
+def build(config: ml_collections.ConfigDict) -> Experiment:
+  """Mesh, model, optimizer, sharded-state recipe and the jitted train step."""
+  config = validate_config(config)
+  project = projects.load_project(config.project)
+  total_steps = int(config.total_steps)
   mesh = sharding_lib.make_mesh(dict(config.mesh))
   rules = sharding_lib.normalize_rules(config.sharding_rules)
   logging.info('mesh %s over %d devices (%s)', dict(mesh.shape), mesh.size,
@@ -163,9 +163,43 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
     abstract_params = jax.eval_shape(
         lambda r, b: nn.meta.unbox(project.init_params(model, r, b)), jax.random.key(0), dummy)
-  tx, schedule = optim.make_optimizer(config, abstract_params, max(total_steps, 1))
+  tx, schedule = optim.make_optimizer(config, abstract_params, total_steps)
   setup = train_state.make_state_setup(model=model, tx=tx, init_params=project.init_params,
                                        dummy_batch=dummy, mesh=mesh, rules=rules)
+
+  batch_shardings = {k: sharding_lib.batch_sharding(mesh, len(s.shape)) for k, s in spec.items()}
+  step_fn = train_state.make_train_step(loss_fn=project.loss_fn, model=model, config=config,
+                                        tx=tx, schedule=schedule)
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+    jit_step = jax.jit(step_fn, in_shardings=(setup.shardings, batch_shardings),
+                       out_shardings=(setup.shardings, sharding_lib.replicated(mesh)),
+                       donate_argnums=(0,))
+  return Experiment(config=config, project=project, mesh=mesh, rules=rules, spec=spec,
+                    batch_size=batch_size, model=model, tx=tx, schedule=schedule, setup=setup,
+                    train_step=jit_step)
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Runs (or resumes) one experiment; returns {'train': {step: metrics}, 'eval': ...}."""
+  # ----------------------------------------------------------------- config & logging
+  config = validate_config(config)
+  if config.distributed:
+    jax.distributed.initialize()
+  project = projects.load_project(config.project)
+  os.makedirs(workdir, exist_ok=True)
+  pi, pc = jax.process_index(), jax.process_count()
+  if pi == 0:
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      f.write(config.to_json_best_effort(indent=2))
+  writer = writers.make_writer(workdir, pi)
+  logging.info('config:\n%s', config)
+  total_steps = int(config.total_steps)
+  if total_steps < 0:
+    raise config_lib.ConfigError(f'config.total_steps must be >= 0, got {total_steps}')
+
+  exp = build(config)
+  project, mesh, rules, spec, setup = exp.project, exp.mesh, exp.rules, exp.spec, exp.setup
+  model, batch_size = exp.model, exp.batch_size
 
   # ------------------------------------------------------------------------- input
   train_iter = None
@@ -215,15 +249,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     ckpt.close()
     return summaries
 
-  # ------------------------------------------------------------------ train step
   local_spec = _local_spec(spec, pc)
-  batch_shardings = {k: sharding_lib.batch_sharding(mesh, len(s.shape)) for k, s in spec.items()}
-  step_fn = train_state.make_train_step(loss_fn=project.loss_fn, model=model, config=config,
-                                        tx=tx, schedule=schedule)
-  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-    jit_step = jax.jit(step_fn, in_shardings=(setup.shardings, batch_shardings),
-                       out_shardings=(setup.shardings, sharding_lib.replicated(mesh)),
-                       donate_argnums=(0,))
+  jit_step = exp.train_step
 
   # ------------------------------------------------------------------------- loop
   pending: list[tuple[int, Any]] = []   # (step, device metrics) not yet checked on host
@@ -273,11 +300,6 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       if will_save:
         ckpt.save(step, state, train_iter, force=is_last or preemption.requested)
       run_evals(step, final=is_last)
-      if step == config.debug.kill_at_step:
-        writer.flush()
-        ckpt.wait()
-        logging.warning('debug.kill_at_step=%d: sending SIGKILL to myself', step)
-        os.kill(os.getpid(), signal.SIGKILL)
       if preemption.requested:
         ckpt.wait()
         logging.warning('saved the checkpoint at step %d after SIGTERM; exiting', step)
@@ -310,22 +332,32 @@ def _flat_hparams(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ command line
-_CONFIG = config_flags.DEFINE_config_file(
-    'config', None, 'experiment config file (path.py[:arg])', lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', None, 'where checkpoints and metrics go')
+class _DropLibraryChatter(logging.logging.Filter):
+  """Keeps orbax's per-save INFO lines (dozens per checkpoint) out of the run log."""
 
-
-def main(argv):
-  del argv
-  if _CONFIG.value is None or not _WORKDIR.value:
-    raise app.UsageError('--config and --workdir are required')
-  summaries = train(_CONFIG.value, _WORKDIR.value)
-  if summaries.get('preempted'):
-    sys.exit(128 + signal.SIGTERM)
+  def filter(self, record):
+    return record.levelno >= logging.WARNING or '/orbax/' not in record.pathname
 
 
 def run_main():
-  """Console-script entry point (`jaxvision-train`)."""
+  """`python -m jaxvision.train` / the `jaxvision-train` console script.
+
+  Flags are defined here, not at import, so `import jaxvision.train` defines none.
+  """
+  config_flag = config_flags.DEFINE_config_file(
+      'config', None, 'experiment config file (path.py[:arg])', lock_config=True)
+  workdir_flag = flags.DEFINE_string('workdir', None, 'where checkpoints and metrics go')
+
+  def main(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+    if config_flag.value is None or not workdir_flag.value:
+      raise app.UsageError('--config and --workdir are required')
+    logging.get_absl_handler().addFilter(_DropLibraryChatter())
+    summaries = train(config_flag.value, workdir_flag.value)
+    if summaries.get('preempted'):
+      sys.exit(128 + signal.SIGTERM)
+
   app.run(main)
 
 

@@ -108,7 +108,7 @@ def make_train_step(*, loss_fn: Callable[..., Any], model: nn.Module, config: An
     kept = dict(state, step=state['step'] + 1)
     new_state = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, kept)
     metrics = dict(aux)
-    metrics.update(loss=loss, grad_norm=optax.global_norm(grads),
+    metrics.update(loss=loss, grad_norm=optax.tree.norm(grads),
                    learning_rate=schedule(state['step']), finite=finite)
     return new_state, metrics
 

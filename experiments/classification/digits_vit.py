@@ -8,11 +8,12 @@ this writes is the frozen backbone FroFA's digits experiments start from.
 """
 
 from jaxvision.config import parse_arg
+from jaxvision.config import with_defaults
 import ml_collections
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, tiny=False, steps=1500)
+  arg = parse_arg(arg, tiny=False, steps=1200)
   c = ml_collections.ConfigDict()
   c.project = 'classification'
   c.seed = 0
@@ -22,14 +23,14 @@ def get_config(arg=None):
   c.input = dict(dataset='digits', train_split='train_full', batch_size=128,
                  image_size=(8, 8), channels=1, value_range=(0.0, 1.0),
                  augment=dict(crop_pad=1))
-  # 16 tokens of 2x2 pixels; a 6-layer, width-96 ViT (about 0.7M parameters).
-  c.model = dict(variant='S/2', width=96, depth=6, mlp_dim=384, num_heads=3,
+  # 16 tokens of 2x2 pixels; a 4-layer, width-64 ViT (about 0.2M parameters).
+  c.model = dict(variant='S/2', width=64, depth=4, mlp_dim=256, num_heads=4,
                  num_classes=10, pool_type='gap', dropout=0.0)
   c.loss = dict(kind='softmax_xent', label_smoothing=0.1)
   c.optimizer = dict(name='adamw', weight_decay=0.05, grad_clip_norm=1.0)
   c.schedule = dict(type='cosine', base_lr=2e-3, warmup_steps=100, end_lr=0.0)
-  c.evals = dict(test=dict(type='classification', split='test', every=500, batch_size=360))
-  c.checkpoint = dict(every=500, keep=2)
+  c.evals = dict(test=dict(type='classification', split='test', every=400, batch_size=360))
+  c.checkpoint = dict(every=400, keep=2)
 
   if arg.tiny:
     c.total_steps = 2
@@ -39,4 +40,4 @@ def get_config(arg=None):
     c.evals.test.update(every=0, batch_size=64)
     c.schedule.warmup_steps = 1
     c.checkpoint.every = 1
-  return c
+  return with_defaults(c)

@@ -11,6 +11,7 @@ inception crop + flip.  Deviation: the recipe also uses RandAugment(2, 10) and m
 """
 
 from jaxvision.config import parse_arg
+from jaxvision.config import with_defaults
 import ml_collections
 
 IMAGENET_TRAIN_EXAMPLES = 1_281_167
@@ -48,4 +49,4 @@ def get_config(arg=None):
     c.schedule.warmup_steps = 1
     c.evals = dict(val=dict(type='classification', split='validation', every=0, batch_size=8))
     c.checkpoint.every = 1
-  return c
+  return with_defaults(c)
