@@ -22,6 +22,8 @@ from jaxvision.data.sources import TfdsSource
 def make_source(input_cfg, split: str):
   if input_cfg.dataset == 'digits':
     return digits.source(split)
+  if input_cfg.dataset == 'jaxvision_digits':
+    from jaxvision.data import tfds_digits  # pylint: disable=g-import-not-at-top,unused-import
   return TfdsSource(input_cfg.dataset, split, input_cfg.data_dir or None,
                     fields={'image': input_cfg.image_key, 'label': input_cfg.label_key})
 
