@@ -13,6 +13,7 @@ pipeline, reused every step, so input time is excluded.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import statistics
@@ -106,6 +107,9 @@ def benchmark(config, steps: int) -> dict:
       'peak_memory_bytes': mem,
       'peak_memory_kind': mem_kind,
       'loss_after': float(metrics['loss']),
+      # Other processes on the machine inflate CPU timings: recorded for context.
+      'host_load_average_1min': os.getloadavg()[0],
+      'host_cpu_count': os.cpu_count(),
   }
 
 

@@ -31,6 +31,8 @@ def digits_config(**overrides) -> ml_collections.ConfigDict:
     node = c
     *parents, leaf = key.split('.')
     for p in parents:
+      if p not in node:
+        node[p] = ml_collections.ConfigDict()
       node = node[p]
     node[leaf] = value
   return c
