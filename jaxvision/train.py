@@ -58,6 +58,9 @@ def trainer_schema() -> ml_collections.ConfigDict:
       'optimizer': optim.default_optimizer_config(),
       'schedule': optim.default_schedule_config(),
       'distributed': False,        # call jax.distributed.initialize() (multi-host)
+      # A jax.profiler trace of `num_steps` steps from `start_step` (-1 = off) into
+      # <workdir>/profile, for TensorBoard's profile plugin / Perfetto.
+      'profile': {'start_step': -1, 'num_steps': 5},
       'model': {},
       'input': {},
       'evals': config_lib.FREE_FORM,
@@ -273,6 +276,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   logging.info('training from step %d to %d', start_step, total_steps)
   with _Preemption() as preemption:
     while step < total_steps:
+      if step == config.profile.start_step:
+        jax.profiler.start_trace(os.path.join(workdir, 'profile'))
       local_batch = next(train_iter)
       _check_batch(local_batch, local_spec, f'train batch for step {step + 1}')
       with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
@@ -280,6 +285,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         state, metrics = jit_step(state, batch)
       step += 1
       pending.append((step, metrics))
+      if config.profile.start_step >= 0 and step == config.profile.start_step + \
+          config.profile.num_steps:
+        jax.block_until_ready(metrics)
+        jax.profiler.stop_trace()
       is_last = step == total_steps
       will_save = ckpt.should_save(step) or is_last or preemption.requested
       if step % config.log_every == 0 or will_save or is_last:

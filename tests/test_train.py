@@ -224,3 +224,10 @@ def test_unknown_project_is_named(tmp_path):
   config = helpers.digits_config(project='nope')
   with pytest.raises(ValueError, match="config.project='nope'"):
     train.train(config, str(tmp_path))
+
+
+def test_profile_trace_is_written(tmp_path):
+  train.train(helpers.digits_config(**{'total_steps': 4, 'profile.start_step': 1,
+                                       'profile.num_steps': 2}), str(tmp_path))
+  traces = [f for _, _, fs in os.walk(tmp_path / 'profile') for f in fs if f.endswith('.xplane.pb')]
+  assert traces
