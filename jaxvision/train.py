@@ -274,48 +274,52 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     return newest
 
   logging.info('training from step %d to %d', start_step, total_steps)
-  with _Preemption() as preemption:
-    while step < total_steps:
-      if step == config.profile.start_step:
-        jax.profiler.start_trace(os.path.join(workdir, 'profile'))
-      local_batch = next(train_iter)
-      _check_batch(local_batch, local_spec, f'train batch for step {step + 1}')
-      with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-        batch = sharding_lib.host_batch_to_global(local_batch, mesh)
-        state, metrics = jit_step(state, batch)
-      step += 1
-      pending.append((step, metrics))
-      if config.profile.start_step >= 0 and step == config.profile.start_step + \
-          config.profile.num_steps:
-        jax.block_until_ready(metrics)
-        jax.profiler.stop_trace()
-      is_last = step == total_steps
-      will_save = ckpt.should_save(step) or is_last or preemption.requested
-      if step % config.log_every == 0 or will_save or is_last:
-        newest = check_pending()
-        if newest is not None and (step % config.log_every == 0 or is_last):
-          now = time.time()
-          steps_per_sec = (step - last_log[1]) / max(now - last_log[0], 1e-9)
-          values = {k: float(v) for k, v in newest[1].items() if k != 'finite'}
-          values.update(steps_per_sec=steps_per_sec,
-                        examples_per_sec=steps_per_sec * batch_size)
-          eta = (total_steps - step) / max(steps_per_sec, 1e-9)
-          logging.info('step %d/%d: loss %.5g, %.2f steps/s, %.1f examples/s, ETA %s',
-                       step, total_steps, values['loss'], steps_per_sec,
-                       steps_per_sec * batch_size, _hms(eta))
-          writer.write_scalars(step, values)
-          summaries['train'][step] = values
-          last_log = (time.time(), step)
-      if will_save:
-        ckpt.save(step, state, train_iter, force=is_last or preemption.requested)
-      run_evals(step, final=is_last)
-      if preemption.requested:
-        ckpt.wait()
-        logging.warning('saved the checkpoint at step %d after SIGTERM; exiting', step)
-        summaries['preempted'] = True
-        break
-  writer.flush()
-  ckpt.close()
+  try:
+    with _Preemption() as preemption:
+      while step < total_steps:
+        if step == config.profile.start_step:
+          jax.profiler.start_trace(os.path.join(workdir, 'profile'))
+        local_batch = next(train_iter)
+        _check_batch(local_batch, local_spec, f'train batch for step {step + 1}')
+        with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+          batch = sharding_lib.host_batch_to_global(local_batch, mesh)
+          state, metrics = jit_step(state, batch)
+        step += 1
+        pending.append((step, metrics))
+        if config.profile.start_step >= 0 and step == config.profile.start_step + \
+            config.profile.num_steps:
+          jax.block_until_ready(metrics)
+          jax.profiler.stop_trace()
+        is_last = step == total_steps
+        will_save = ckpt.should_save(step) or is_last or preemption.requested
+        if step % config.log_every == 0 or will_save or is_last:
+          newest = check_pending()
+          if newest is not None and (step % config.log_every == 0 or is_last):
+            now = time.time()
+            steps_per_sec = (step - last_log[1]) / max(now - last_log[0], 1e-9)
+            values = {k: float(v) for k, v in newest[1].items() if k != 'finite'}
+            values.update(steps_per_sec=steps_per_sec,
+                          examples_per_sec=steps_per_sec * batch_size)
+            eta = (total_steps - step) / max(steps_per_sec, 1e-9)
+            logging.info('step %d/%d: loss %.5g, %.2f steps/s, %.1f examples/s, ETA %s',
+                         step, total_steps, values['loss'], steps_per_sec,
+                         steps_per_sec * batch_size, _hms(eta))
+            writer.write_scalars(step, values)
+            summaries['train'][step] = values
+            last_log = (time.time(), step)
+        if will_save:
+          ckpt.save(step, state, train_iter, force=is_last or preemption.requested)
+        run_evals(step, final=is_last)
+        if preemption.requested:
+          ckpt.wait()
+          logging.warning('saved the checkpoint at step %d after SIGTERM; exiting', step)
+          summaries['preempted'] = True
+          break
+  finally:
+    # Whatever stopped the loop, finish the saves already started (all of good
+    # states) and the metric writes, so an error loses nothing that was logged.
+    writer.flush()
+    ckpt.close()
   summaries['final_step'] = step
   return summaries
 
