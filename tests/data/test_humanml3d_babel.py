@@ -1,0 +1,123 @@
+"""HumanML3D layout and Babel-style windows: written, read back, the real formats' rules."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from jaxvision.data import babel
+from jaxvision.data import deepmimic
+from jaxvision.data import deepmimic_dataset as dd
+from jaxvision.data import humanml3d
+from jaxvision.data import motion_representation as mr
+
+
+@pytest.fixture(scope='module')
+def layout(tmp_path_factory):
+  return dd.ensure_layout(str(tmp_path_factory.mktemp('cache')))
+
+
+def test_embedded_dataset_is_written_in_the_humanml3d_layout(layout):
+  for sub in ('new_joint_vecs', 'new_joints', 'texts'):
+    assert len(os.listdir(os.path.join(layout, sub))) == 40
+  for split in ('train', 'val', 'test'):
+    assert len(humanml3d.read_split(layout, split)) == 40
+  lines = open(os.path.join(layout, 'texts', '000014.txt')).read().splitlines()   # walk
+  assert lines[0] == 'a person walks forward#a/DET person/NOUN walk/VERB forward/ADV#0.0#0.0'
+  mirrored = humanml3d.read_texts(layout, 'M000015')   # mirror of the left turn
+  assert 'right' in mirrored[0].caption and 'left' not in mirrored[0].caption
+
+
+def test_reader_returns_the_features_that_decode_to_the_clip(layout):
+  examples = {e.name: e for e in humanml3d.read_examples(layout, 'train', min_length=10)}
+  assert len(examples) == 40
+  walk = examples['000014']
+  positions = deepmimic.clip_positions('walk')
+  _, canonical = mr.extract_features(positions, deepmimic.skeleton())
+  np.testing.assert_allclose(mr.recover_from_ric(walk.motion.astype(np.float64), 18),
+                             canonical[:-1], atol=1e-5)   # stored in float32
+  assert len(walk.texts) == 3
+
+
+def test_normalization_stats_average_std_within_blocks(layout):
+  mean, std = humanml3d.read_stats(layout)
+  examples = humanml3d.read_examples(layout, 'train', min_length=10)
+  data = np.concatenate([e.motion for e in examples]).astype(np.float64)
+  np.testing.assert_allclose(mean, data.mean(0), rtol=1e-5, atol=1e-6)
+  sl = mr.feature_slices(18)
+  for name in ('ric', 'rot6d', 'local_velocity', 'foot_contact'):
+    block = std[sl[name]]
+    np.testing.assert_allclose(block, data[:, sl[name]].std(0).mean(), rtol=1e-5)
+
+
+def test_text_ranges_become_their_own_examples(tmp_path):
+  motion = np.arange(60 * 263, dtype=np.float32).reshape(60, 263)
+  texts = {'000001': [humanml3d.TextLine('a person walks', ('a/DET',)),
+                      humanml3d.TextLine('a person stops', ('a/DET',), 0.5, 2.5)]}
+  humanml3d.write_layout(str(tmp_path), {'000001': motion}, texts, {'train': ['000001']},
+                         mean=np.zeros(263), std=np.ones(263))
+  ex = humanml3d.read_examples(str(tmp_path), 'train', min_length=10)
+  by_name = {e.name: e for e in ex}
+  np.testing.assert_array_equal(by_name['000001@0.5-2.5'].motion, motion[10:50])
+  assert by_name['000001'].texts[0].caption == 'a person walks'
+  with pytest.raises(ValueError, match='no train examples'):
+    humanml3d.read_examples(str(tmp_path), 'train', min_length=100)
+
+
+def test_malformed_files_are_named(tmp_path):
+  (tmp_path / 'texts').mkdir()
+  (tmp_path / 'texts' / 'x.txt').write_text('only a caption\n')
+  with pytest.raises(ValueError, match='4 #-separated fields'):
+    humanml3d.read_texts(str(tmp_path), 'x')
+  with pytest.raises(FileNotFoundError, match='split file'):
+    humanml3d.read_split(str(tmp_path), 'train')
+  (tmp_path / 'train.txt').write_text('missing\n')
+  with pytest.raises(FileNotFoundError, match='missing.npy'):
+    humanml3d.read_examples(str(tmp_path), 'train')
+  with pytest.raises(KeyError, match='lexicon'):
+    dd.tokenize('a person moonwalks')
+
+
+def test_make_consecutive_splits_gaps_and_overlaps():
+  # A gap of 10 frames (a transition) is shared, an overlap of 4 frames too.
+  assert babel.make_consecutive([(0, 30, 'a'), (40, 80, 'b'), (76, 100, 'c')]) == [
+      (0, 35, 'a'), (36, 78, 'b'), (79, 100, 'c')]
+
+
+def _write_babel(tmp_path, motion, labels):
+  (tmp_path / 'motions').mkdir(exist_ok=True)
+  np.save(tmp_path / 'motions' / 's1.npy', motion)
+  ann = {'s1': {'babel_sid': 's1', 'dur': len(motion) / 30.0,
+                'frame_ann': {'labels': labels}, 'seq_ann': {'labels': []}},
+         's2': {'babel_sid': 's2', 'frame_ann': None, 'seq_ann': {'labels': []}}}
+  np.save(tmp_path / 'motions' / 's2.npy', motion)
+  (tmp_path / 'train.json').write_text(json.dumps(ann))
+
+
+def test_babel_windows_over_real_motion(tmp_path):
+  # Real getting-up motion, labelled by the pelvis height: lying, transition, standing.
+  feats, _ = mr.extract_features(deepmimic.clip_positions('getup_faceup', fps=30.0),
+                                 deepmimic.skeleton())
+  height = feats[:, 3]
+  up = int(np.argmax(height > 0.5 * height.max()))
+  labels = [{'proc_label': 'lie on back', 'start_t': 0.0, 'end_t': (up - 10) / 30},
+            {'proc_label': 'transition', 'start_t': (up - 10) / 30, 'end_t': (up + 10) / 30},
+            {'proc_label': 'stand up', 'start_t': (up + 10) / 30, 'end_t': len(feats) / 30}]
+  _write_babel(tmp_path, feats, labels)
+  windows = babel.read_windows(str(tmp_path), 'train', fps=30.0, min_frames=20)
+  assert len(windows) == 1            # s2 has no frame labels and is skipped
+  w = windows[0]
+  assert w.texts == ('lie on back', 'stand up')
+  assert sum(w.lengths) == len(w.motion)
+  # The transition's frames are split between the two actions.
+  assert abs(w.lengths[0] - up) <= 1
+  np.testing.assert_allclose(w.motion, feats[:len(w.motion)], rtol=1e-6, atol=1e-7)  # float32
+
+
+def test_babel_windows_respect_the_frame_limit():
+  segs = [(0, 60, 'a'), (60, 120, 'b'), (120, 180, 'c'), (180, 240, 'd')]
+  chains = babel.windows_of_sequence(segs, max_frames=130)
+  assert [[s[2] for s in c] for c in chains] == [['a', 'b'], ['b', 'c'], ['c', 'd']]
+  with pytest.raises(FileNotFoundError, match='train.json'):
+    babel.read_windows('/nonexistent', 'train')
