@@ -210,3 +210,22 @@ def unique_vertices(vertices, faces=None):
 def read_point_cloud(path: str) -> np.ndarray:
   """A bone/mesh file as the point cloud of its unique vertices (BSE pre-processing)."""
   return unique_vertices(read_mesh(path)[0])
+
+
+def write_ply(path: str, vertices, faces=None) -> None:
+  """Binary little-endian PLY of float32 vertices (and int32 triangles if given)."""
+  v = np.asarray(vertices, '<f4').reshape(-1, 3)
+  f = None if faces is None else np.asarray(faces, '<i4').reshape(-1, 3)
+  header = ['ply', 'format binary_little_endian 1.0', f'element vertex {len(v)}',
+            'property float x', 'property float y', 'property float z']
+  if f is not None:
+    header += [f'element face {len(f)}', 'property list uchar int vertex_indices']
+  header.append('end_header')
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, 'wb') as fh:
+    fh.write(('\n'.join(header) + '\n').encode('ascii'))
+    fh.write(v.tobytes())
+    if f is not None:
+      rec = np.zeros(len(f), np.dtype([('n', 'u1'), ('i', '<i4', 3)]))
+      rec['n'], rec['i'] = 3, f
+      fh.write(rec.tobytes())
