@@ -1,14 +1,19 @@
 """CLIP's byte-level BPE tokenizer (Radford et al. 2021, Sec. 2.4; Sennrich et al. 2016).
 
-The algorithm of OpenAI's `clip/simple_tokenizer.py`, reading the merges from a path
-(OpenAI's `bpe_simple_vocab_16e6.txt.gz` is not shipped here; any merges file in that
-format works, gzipped or not, e.g. Hugging Face's `merges.txt` for openai/clip-*):
+The algorithm of OpenAI's `clip/simple_tokenizer.py`, reading the merges from a path:
+any merges file in that format, gzipped or not (e.g. Hugging Face's `merges.txt` for
+openai/clip-*). OpenAI's own `bpe_simple_vocab_16e6.txt.gz` ships inside the
+`open-clip-torch` wheel; `pip install --no-deps open-clip-torch` installs it without
+torch (the package is never imported) and `BPETokenizer.openai()` finds it there
+(`openai_bpe_path`). On that file the ids equal OpenAI's (e.g. 'a photo of a cat' ->
+49406 320 1125 539 320 2368 49407).
 
 1. clean: `html.unescape` twice (and `ftfy.fix_text` when ftfy is installed), collapse
    whitespace, strip, lower-case;
 2. split into pieces like OpenAI's regex
    `<|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+`
-   (written out with `unicodedata` categories, so the `regex` package is not needed);
+   (written out with `unicodedata` categories, so the `regex` package is not needed;
+   ftfy, when missing, only matters for mojibake and curly quotes);
 3. map each piece's UTF-8 bytes to printable characters (`bytes_to_unicode`), mark the
    last character with '</w>', and merge adjacent pairs, always the lowest-ranked pair
    in the merges list first, until none is in the list;
@@ -25,6 +30,7 @@ from __future__ import annotations
 import functools
 import gzip
 import html
+import importlib.util
 import json
 import os
 import re
@@ -101,14 +107,30 @@ def split_pieces(text: str) -> list[str]:
   return pieces
 
 
+def openai_bpe_path() -> str:
+  """OpenAI's `bpe_simple_vocab_16e6.txt.gz` from the installed open-clip-torch wheel."""
+  spec = importlib.util.find_spec('open_clip')  # Finds the folder; imports nothing.
+  folders = list(spec.submodule_search_locations or []) if spec else []
+  for folder in folders:
+    path = os.path.join(folder, 'bpe_simple_vocab_16e6.txt.gz')
+    if os.path.exists(path):
+      return path
+  raise FileNotFoundError(
+      "OpenAI's CLIP BPE file was not found: install it with "
+      '`pip install --no-deps open-clip-torch` (data only, no torch needed), or pass the '
+      'path of a bpe_simple_vocab_16e6.txt.gz / merges.txt')
+
+
 def read_merges(path: Union[str, os.PathLike], max_merges: Optional[int] = None) -> list[tuple[str, str]]:
-  """Merge pairs from a merges file (first line a '#version' header, as OpenAI's)."""
+  """Merge pairs from a merges file (a first line with '#version' is a header)."""
   if not os.path.exists(path):
     raise FileNotFoundError(f'BPE merges file not found: {path}')
   opener = gzip.open if str(path).endswith('.gz') else open
   with opener(path, 'rb') as f:
     lines = f.read().decode('utf-8').split('\n')
-  if lines and lines[0].startswith('#'):
+  # OpenAI's first line is '"bpe_simple_vocab_16e6.txt#version: 0.2', Hugging Face's
+  # '#version: 0.2'; OpenAI skips line 0 whatever it holds.
+  if lines and '#version' in lines[0]:
     lines = lines[1:]
   merges = []
   for num, line in enumerate(lines, start=2):
@@ -147,9 +169,10 @@ class BPETokenizer:
     self.sot_token, self.eot_token = self.encoder[SOT], self.encoder[EOT]
 
   @classmethod
-  def openai(cls, merges_path: Union[str, os.PathLike]) -> 'BPETokenizer':
-    """OpenAI's tokenizer from its `bpe_simple_vocab_16e6.txt.gz` (first 48894 merges)."""
-    return cls(merges_path, max_merges=OPENAI_NUM_MERGES)
+  def openai(cls, merges_path: Union[str, os.PathLike, None] = None) -> 'BPETokenizer':
+    """OpenAI's tokenizer: its `bpe_simple_vocab_16e6.txt.gz` (default: `openai_bpe_path()`),
+    first 48894 merges."""
+    return cls(merges_path or openai_bpe_path(), max_merges=OPENAI_NUM_MERGES)
 
   @property
   def vocab_size(self) -> int:

@@ -27,8 +27,10 @@ def ch_index(ch):
 
 @pytest.fixture(name='merges_path', params=['plain', 'gz'])
 def _merges_path(tmp_path, request):
-  text = '#version: 0.2\n' + '\n'.join(MERGES) + '\n'
-  if request.param == 'gz':
+  text = '#version: 0.2\n' + '\n'.join(MERGES) + '\n'  # Hugging Face's header.
+  if request.param == 'gz':  # OpenAI's header line (skipped, not a merge).
+    text = '"bpe_simple_vocab_16e6.txt#version: 0.2\n' + '\n'.join(MERGES) + '\n'
+
     path = tmp_path / 'merges.txt.gz'
     with gzip.open(path, 'wb') as f:
       f.write(text.encode('utf-8'))
@@ -120,3 +122,26 @@ def test_bad_files(tmp_path):
   (tmp_path / 'bad.txt').write_text('#version: 0.2\na b c\n')
   with pytest.raises(ValueError, match='bad.txt:2'):
     ct.BPETokenizer(tmp_path / 'bad.txt')
+
+
+def test_openai_vocabulary_from_the_open_clip_wheel():
+  # The real merges file (a registry package ships it); ids as OpenAI's clip.tokenize.
+  try:
+    path = ct.openai_bpe_path()
+  except FileNotFoundError:
+    pytest.skip('pip install --no-deps open-clip-torch provides the OpenAI BPE file')
+  tok = ct.BPETokenizer.openai()
+  assert tok.vocab_size == 49408 and (tok.sot_token, tok.eot_token) == (49406, 49407)
+  np.testing.assert_array_equal(tok.tokenize('a photo of a cat', 10),
+                                [[49406, 320, 1125, 539, 320, 2368, 49407, 0, 0, 0]])
+  assert tok.encode('a diagram') == [320, 22697] and tok.encode('a dog') == [320, 1929]
+  text = 'A person walks forward, then turns LEFT!'
+  assert tok.decode(tok.encode(text)) == 'a person walks forward , then turns left ! '
+  # The header line of OpenAI's file is not a merge (it is '"bpe_simple...#version: 0.2').
+  assert ct.read_merges(path, 1) == [('i', 'n')]
+
+
+def test_openai_bpe_path_names_the_fix(monkeypatch):
+  monkeypatch.setattr(ct.importlib.util, 'find_spec', lambda name: None)
+  with pytest.raises(FileNotFoundError, match='pip install --no-deps open-clip-torch'):
+    ct.openai_bpe_path()
