@@ -217,11 +217,18 @@ class BPETokenizer:
     return data.decode('utf-8', errors='replace').replace('</w>', ' ')
 
   def tokenize(self, texts: Union[str, Sequence[str]], context_length: int = 77,
-               truncate: bool = False) -> np.ndarray:
-    """(N, context_length) int32: [SOT] ids [EOT] then zeros, as `clip.tokenize`."""
+               truncate: bool = False, pad_to: Optional[int] = None) -> np.ndarray:
+    """(N, pad_to or context_length) int32: [SOT] ids [EOT] then zeros, as `clip.tokenize`.
+
+    `pad_to` zero-pads past `context_length`: MDM's HumanML3D encoding is
+    `tokenize(texts, context_length=22, truncate=True, pad_to=77)` (20 words + SOT/EOT).
+    """
     if isinstance(texts, str):
       texts = [texts]
-    out = np.zeros((len(texts), context_length), dtype=np.int32)
+    width = context_length if pad_to is None else pad_to
+    if width < context_length:
+      raise ValueError(f'pad_to {pad_to} is shorter than the context length {context_length}')
+    out = np.zeros((len(texts), width), dtype=np.int32)
     for row, text in enumerate(texts):
       ids = [self.sot_token] + self.encode(text) + [self.eot_token]
       if len(ids) > context_length:

@@ -30,7 +30,6 @@ def _merges_path(tmp_path, request):
   text = '#version: 0.2\n' + '\n'.join(MERGES) + '\n'  # Hugging Face's header.
   if request.param == 'gz':  # OpenAI's header line (skipped, not a merge).
     text = '"bpe_simple_vocab_16e6.txt#version: 0.2\n' + '\n'.join(MERGES) + '\n'
-
     path = tmp_path / 'merges.txt.gz'
     with gzip.open(path, 'wb') as f:
       f.write(text.encode('utf-8'))
@@ -102,6 +101,12 @@ def test_tokenize_pads_truncates_and_rejects(merges_path):
     tok.tokenize('the walks', context_length=4)
   np.testing.assert_array_equal(tok.tokenize('the walks', context_length=3, truncate=True),
                                 [[sot, 513, eot]])
+  # MDM's HumanML3D variant: cut to a short context, then zero-pad to CLIP's.
+  np.testing.assert_array_equal(
+      tok.tokenize('the walks', context_length=3, truncate=True, pad_to=5),
+      [[sot, 513, eot, 0, 0]])
+  with pytest.raises(ValueError, match='pad_to 2 is shorter'):
+    tok.tokenize('the', context_length=3, pad_to=2)
 
 
 def test_vocab_json_and_max_merges(tmp_path, merges_path):

@@ -152,8 +152,8 @@ def test_loaded_evaluator_matches_numpy(tmp_path, as_file):
   assert (model.movement_hidden, model.movement_latent, model.text_hidden, model.motion_hidden,
           model.coemb_size) == (MOV_H, MOV_L, TXT_H, MOT_H, CO)
   word, pos, t_lens, motion, m_lens = make_inputs()
-  text_emb, motion_emb = jax.jit(model.apply)({'params': params}, word, pos, t_lens, motion,
-                                              m_lens)
+  apply = jax.jit(model.apply)
+  text_emb, motion_emb = apply({'params': params}, word, pos, t_lens, motion, m_lens)
   sd64 = {k: v.astype(np.float64) for k, v in sd.items()}
   for i in range(3):
     np.testing.assert_allclose(text_emb[i], ref_encode_text(sd64, word[i], pos[i], t_lens[i]),
@@ -165,7 +165,7 @@ def test_loaded_evaluator_matches_numpy(tmp_path, as_file):
   word2, motion2 = word.copy(), motion.copy()
   word2[1, 3:] = 100.0
   motion2[2, 8:] = -50.0
-  got_t, got_m = model.apply({'params': params}, word2, pos, t_lens, motion2, m_lens)
+  got_t, got_m = apply({'params': params}, word2, pos, t_lens, motion2, m_lens)
   np.testing.assert_allclose(got_t, text_emb, atol=1e-6)
   np.testing.assert_allclose(got_m[2], motion_emb[2], atol=1e-6)
 
