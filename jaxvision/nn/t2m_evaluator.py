@@ -261,8 +261,8 @@ class T2MEvaluator(nn.Module):
   Defaults are the HumanML3D/KIT evaluator (EvaluatorModelWrapper): movement hidden
   512, latent 512, text hidden 512, motion hidden 1024, co-embedding 512, unit length 4,
   word vectors of 300. The last `num_contacts` motion features (foot contacts) are
-  dropped before the movement encoder; `train_movement=False` stops its gradient, as
-  the matching stage trains with a frozen, pretrained movement encoder.
+  dropped before the movement encoder; `train_movement=False` stops its gradient and
+  its dropout, as the matching stage trains with a frozen, pretrained movement encoder.
   """
   movement_hidden: int = 512
   movement_latent: int = 512
@@ -283,7 +283,9 @@ class T2MEvaluator(nn.Module):
     if motion.ndim != 3 or motion.shape[-1] <= self.num_contacts:
       raise ValueError(f'motion must be (batch, frames, features > {self.num_contacts}), '
                        f'got {motion.shape}')
-    out = self.movement_encoder(motion[..., :motion.shape[-1] - self.num_contacts], train=train)
+    # Upstream keeps the movement encoder in eval mode (no dropout) while matching.
+    out = self.movement_encoder(motion[..., :motion.shape[-1] - self.num_contacts],
+                                train=train and self.train_movement)
     return out if self.train_movement else jax.lax.stop_gradient(out)
 
   def encode_motion(self, motion, lengths, *, train: bool = False):

@@ -170,6 +170,20 @@ def test_loaded_evaluator_matches_numpy(tmp_path, as_file):
   np.testing.assert_allclose(got_m[2], motion_emb[2], atol=1e-6)
 
 
+def test_humanml3d_sizes():
+  # The released HumanML3D evaluator: 263 features, 196 frames -> 49 movements, GloVe 300.
+  model = te.T2MEvaluator()
+  args = (jnp.zeros((2, 22, 300)), jnp.zeros((2, 22, 15)), np.array([22, 5]),
+          jnp.zeros((2, 196, 263)), np.array([196, 40]))
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), *args))
+  text_emb, motion_emb = jax.eval_shape(lambda v: model.apply(v, *args), variables)
+  assert text_emb.shape == motion_emb.shape == (2, 512)
+  movements = jax.eval_shape(lambda v: model.apply(v, args[3], method='movements'), variables)
+  assert movements.shape == (2, 49, 512)
+  gru = variables['params']['motion_encoder']['gru']
+  assert gru['forward_input_kernel'].value.shape == (1024, 3 * 1024)
+
+
 def test_loader_errors_name_the_key():
   sd = make_state_dict()
   del sd['text_encoder.gru.bias_hh_l0_reverse']
