@@ -67,8 +67,8 @@ class CausalSelfAttention(nn.Module):
       raise ValueError(f'width {width} is not divisible by num_heads {self.num_heads}')
     hd = width // self.num_heads
     dtype = jnp.dtype(self.dtype_mm)
-    # OpenAI initialises in_proj with std width^-0.5 and out_proj with
-    # width^-0.5 (2 depth)^-0.5; a normal(0.02)-style init is enough for training here.
+    # OpenAI's in_proj init (std width^-0.5), also used for the output projection
+    # (OpenAI scales that one by (2 depth)^-0.5 more); only matters when training anew.
     init = nn.initializers.normal(stddev=width ** -0.5)
 
     def proj(name):
@@ -136,6 +136,10 @@ class CLIPTextEncoder(nn.Module):
     if tokens.ndim != 2 or not jnp.issubdtype(tokens.dtype, jnp.integer):
       raise ValueError(f'tokens must be (batch, length) integers, got {tokens.shape} {tokens.dtype}')
     length = tokens.shape[1]
+    if not isinstance(tokens, jax.core.Tracer) and tokens.size and (
+        int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
+      raise ValueError(f'token ids must lie in [0, {self.vocab_size}), got '
+                       f'[{int(tokens.min())}, {int(tokens.max())}]')
     if length > self.context_length:
       raise ValueError(f'{length} tokens exceed the context length {self.context_length}')
     table = self.param('token_embedding', _boxed(nn.initializers.normal(0.02), 'vocab', 'embed'),

@@ -170,6 +170,8 @@ def test_causal_and_eot_pooling():
     apply(variables, np.zeros((1, CTX + 1), np.int32))
   with pytest.raises(ValueError, match='integers'):
     apply(variables, np.zeros((1, 4), np.float32))
+  with pytest.raises(ValueError, match=r'token ids must lie in \[0, 100\), got \[0, 100\]'):
+    model.apply(variables, np.array([[0, 100]], np.int32))
 
 
 def test_variants_and_partitioning():
