@@ -122,3 +122,26 @@ class FlowMDMDenoiser(nn.Module):
     rng = self.make_rng('dropout')
     keep = jax.random.bernoulli(rng, 1.0 - self.layer_dropout, (2,) + shape)
     return keep[0].astype(jnp.float32), keep[1].astype(jnp.float32)
+
+
+class FlowMDM(nn.Module):
+  """Text encoder (optional) + denoiser.  `text` is token ids or, without an encoder,
+  the text embeddings themselves."""
+  denoiser: FlowMDMDenoiser
+  text_encoder: nn.Module | None = None
+
+  def embed_texts(self, text):
+    return text if self.text_encoder is None else self.text_encoder(text)
+
+  def denoise(self, x, timesteps, *, text_emb, segment_ids, mask, bpe_w, train=False):
+    return self.denoiser(x, timesteps, text_emb=text_emb, segment_ids=segment_ids, mask=mask,
+                         bpe_w=bpe_w, train=train)
+
+  def __call__(self, x, timesteps, *, text, segment_ids, mask, bpe_w, train: bool,
+               drop_text=None):
+    """`drop_text` (B, S) bool zeroes those texts' embeddings (classifier-free dropout)."""
+    text_emb = self.embed_texts(text)
+    if drop_text is not None:
+      text_emb = jnp.where(drop_text[..., None], 0.0, text_emb)
+    return self.denoise(x, timesteps, text_emb=text_emb, segment_ids=segment_ids, mask=mask,
+                        bpe_w=bpe_w, train=train)

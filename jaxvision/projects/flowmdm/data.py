@@ -1,0 +1,155 @@
+"""FlowMDM's training inputs: fixed-shape batches from HumanML3D or Babel-style data.
+
+`input.dataset`:
+  'deepmimic'  the embedded real mocap in the HumanML3D layout (`deepmimic_dataset`),
+               written to `input.data_dir` (or the jaxvision cache) on first use;
+  'humanml3d'  HumanML3D in its own layout under `input.data_dir`;
+  'babel'      Babel-style multi-segment windows under `input.data_dir` (`data/babel.py`).
+
+Every example becomes
+  motion       (T, F) float32, z-normalised with the dataset's Mean/Std, zero-padded
+  mask         (T,) bool, valid frames
+  segment_ids  (T,) int32, the text segment of each frame (-1 = padding)
+  text_tokens  (S, L) int32 (text encoders 'small' / 'clip'), or
+  text_emb     (S, E) float32 (precomputed embeddings)
+HumanML3D examples are single-text (S = 1, one of the motion's captions drawn at
+random, motions longer than T cropped at a random offset, as `Text2MotionDatasetV2`);
+Babel windows carry one text per segment (S = `max_segments`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+
+import numpy as np
+
+from jaxvision import config as config_lib
+from jaxvision.data import babel
+from jaxvision.data import deepmimic_dataset
+from jaxvision.data import humanml3d
+from jaxvision.data import pipeline
+from jaxvision.projects.flowmdm import text as text_lib
+
+DATASETS = ('deepmimic', 'humanml3d', 'babel')
+
+
+@dataclasses.dataclass
+class Record:
+  motion: np.ndarray          # (T, F), normalised
+  texts: tuple                # HumanML3D: alternative captions; Babel: one per segment
+  lengths: tuple | None       # Babel: segment lengths; HumanML3D: None
+
+
+class RecordSource:
+  def __init__(self, records):
+    if not records:
+      raise ValueError('empty dataset')
+    self.records = list(records)
+
+  def __len__(self):
+    return len(self.records)
+
+  def __getitem__(self, i):
+    return {'index': np.asarray(i, np.int64)}
+
+
+def data_root(input_cfg) -> str:
+  if input_cfg.dataset == 'deepmimic':
+    return deepmimic_dataset.ensure_layout(input_cfg.data_dir or None)
+  if not input_cfg.data_dir:
+    raise config_lib.ConfigError(f'config.input.data_dir must point at the {input_cfg.dataset} '
+                                 'dataset')
+  if not os.path.isdir(input_cfg.data_dir):
+    raise FileNotFoundError(f'{input_cfg.dataset} data_dir {input_cfg.data_dir!r} does not exist')
+  return input_cfg.data_dir
+
+
+@functools.lru_cache(maxsize=8)
+def _stats(root: str):
+  return humanml3d.read_stats(root)
+
+
+def load_records(input_cfg, split: str) -> list[Record]:
+  if input_cfg.dataset not in DATASETS:
+    raise config_lib.ConfigError(f'config.input.dataset={input_cfg.dataset!r}; known: {DATASETS}')
+  root = data_root(input_cfg)
+  mean, std = _stats(root)
+  if input_cfg.dataset == 'babel':
+    windows = babel.read_windows(root, split, fps=input_cfg.fps, min_frames=input_cfg.min_length,
+                                 max_frames=input_cfg.max_length,
+                                 window_frames=input_cfg.window_frames,
+                                 max_segments=input_cfg.max_segments)
+    return [Record((w.motion - mean) / std, w.texts, w.lengths) for w in windows]
+  examples = humanml3d.read_examples(root, split, fps=input_cfg.fps,
+                                     min_length=input_cfg.min_length,
+                                     max_length=input_cfg.max_length)
+  return [Record((e.motion - mean) / std, tuple(t.caption for t in e.texts), None)
+          for e in examples]
+
+
+class Featurizer:
+  """Turns a record (+ rng) into one fixed-shape example."""
+
+  def __init__(self, config, records):
+    self.records = records
+    self.input = config.input
+    self.text = config.model.text_encoder
+    self.table = None
+    if self.text.type == 'precomputed':
+      self.table = text_lib.load_embedding_table(config.input.text_embeddings)
+    elif self.text.type == 'clip':
+      from jaxvision.nn import clip_tokenizer  # pylint: disable=g-import-not-at-top
+      self.clip_tok = clip_tokenizer.ClipTokenizer(self.text.clip.bpe_path)
+
+  def encode_texts(self, texts, num_segments):
+    if self.table is not None:
+      missing = [t for t in texts if t not in self.table]
+      if missing:
+        raise KeyError(f'no precomputed embedding for text(s) {missing[:3]}')
+      dim = len(next(iter(self.table.values())))
+      out = np.zeros((num_segments, dim), np.float32)
+      for i, t in enumerate(texts):
+        out[i] = self.table[t]
+      return {'text_emb': out}
+    if self.text.type == 'clip':
+      toks = np.zeros((num_segments, 77), np.int32)
+      for i, t in enumerate(texts):
+        toks[i] = self.clip_tok.encode(t, truncate_to=self.text.clip.truncate_tokens)
+      return {'text_tokens': toks}
+    toks = np.zeros((num_segments, self.text.max_tokens), np.int32)
+    for i, t in enumerate(texts):
+      toks[i] = text_lib.hash_tokenize(t, self.text.max_tokens, self.text.vocab_size)
+    return {'text_tokens': toks}
+
+  def __call__(self, example, rng):
+    rec = self.records[int(example['index'])]
+    t_max = self.input.max_frames
+    motion = rec.motion
+    if rec.lengths is None:
+      texts = (rec.texts[int(rng.integers(len(rec.texts)))],)
+      lengths = [min(len(motion), t_max)]
+      start = int(rng.integers(0, len(motion) - lengths[0] + 1))
+      motion = motion[start:start + lengths[0]]
+    else:
+      texts, lengths = rec.texts, list(rec.lengths)
+      if sum(lengths) > t_max:
+        raise ValueError(f'a Babel window of {sum(lengths)} frames exceeds max_frames={t_max}')
+    n = sum(lengths)
+    seg = np.full(t_max, -1, np.int32)
+    seg[:n] = np.repeat(np.arange(len(lengths)), lengths)
+    out = {'motion': np.zeros((t_max, motion.shape[1]), np.float32), 'mask': seg >= 0,
+           'segment_ids': seg}
+    out['motion'][:n] = motion[:n]
+    out.update(self.encode_texts(texts, self.input.max_segments))
+    return out
+
+
+def make_dataset(config, split, *, seed, process_index, process_count):
+  records = load_records(config.input, config.input.train_split if split == 'train' else split)
+  featurize = Featurizer(config, records)
+  return pipeline.train_dataset(
+      RecordSource(records), global_batch_size=config.input.batch_size, seed=seed,
+      preprocess=featurize, num_workers=config.input.num_workers,
+      process_index=process_index, process_count=process_count)

@@ -1,0 +1,201 @@
+"""FlowMDM evaluators: compose long motions and score their transitions (Sec. 5).
+
+`type='composition'` samples compositions of several texts (from a JSON in upstream's
+`runners/jsons` format, [{"text": [...], "lengths": [...]}, ...], or drawn from the
+split: random records' captions with their own lengths), one sequence each, with the
+configured BPE schedule and guidance, and reports Peak Jerk and Area Under the Jerk
+over windows of `transition_length` frames centred on every transition.  Extra BPE
+switch steps (e.g. -1 = absolute only, 0 = relative only) are sampled from the same
+noise and reported as `pj_s<step>` / `auj_s<step>`.  The GT jerk constant AUJ is
+measured against is `gt_jerk` (upstream: 0.033031363 HumanML3D, 0.016383045 Babel),
+or, when 0, the mean jerk of random ground-truth crops of the split.
+
+`type='t2m'` (evaluators_t2m.py) adds FID, diversity, R-precision and matching score.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxvision import config as config_lib
+from jaxvision.data import motion_representation as mr
+from jaxvision.metrics import jerk as jerk_lib
+from jaxvision.projects.flowmdm import data as data_lib
+from jaxvision.projects.flowmdm import diffusion as diffusion_lib
+from jaxvision.projects.flowmdm import model as model_lib
+from jaxvision.projects.flowmdm import sampling
+
+COMPOSITION_DEFAULTS = {
+    'type': 'composition',
+    'every': 0,
+    'split': 'test',
+    'compositions': '',          # JSON in upstream's format; '' = drawn from the split
+    'num_compositions': 8,
+    'segments': 3,
+    'batch_size': 8,
+    'transition_length': 60,     # HumanML3D 60, Babel 30 (frames)
+    'bpe_switch_steps': (),      # extra schedules to compare
+    'gt_jerk': 0.0,              # 0 = measured on ground-truth crops of the split
+    'seed': 0,
+    'save': True,                # compositions_<step>.npz in the workdir
+}
+
+
+def denormalize(input_cfg, features):
+  mean, std = data_lib._stats(data_lib.data_root(input_cfg))  # pylint: disable=protected-access
+  return features * std + mean
+
+
+def transition_jerk(features, lengths_list, transition_length, num_joints):
+  """Jerk curve over all transition windows of denormalised compositions."""
+  windows = []
+  for feats, lengths in zip(features, lengths_list):
+    windows.append(jerk_lib.transition_windows(feats[:sum(lengths)], lengths, transition_length))
+  windows = np.concatenate(windows)
+  positions = mr.recover_from_ric(windows.astype(np.float64), num_joints)
+  return jerk_lib.jerk_curve(positions, [transition_length] * len(windows))
+
+
+def ground_truth_jerk(records, input_cfg, transition_length, num_joints, seed):
+  """Mean jerk of random GT crops of `transition_length` frames (the AUJ reference)."""
+  rng = np.random.default_rng(seed)
+  long_enough = [r for r in records if len(r.motion) >= transition_length]
+  if not long_enough:
+    raise ValueError(f'no ground-truth motion has {transition_length} frames for the GT jerk')
+  crops = []
+  for _ in range(max(64, len(long_enough))):
+    rec = long_enough[rng.integers(len(long_enough))]
+    start = rng.integers(0, len(rec.motion) - transition_length + 1)
+    crops.append(rec.motion[start:start + transition_length])
+  feats = denormalize(input_cfg, np.stack(crops))
+  positions = mr.recover_from_ric(feats.astype(np.float64), num_joints)
+  return float(np.mean(jerk_lib.jerk_curve(positions, [transition_length] * len(crops))))
+
+
+def draw_compositions(records, num, segments, seed):
+  rng = np.random.default_rng(seed)
+  out = []
+  for _ in range(num):
+    picks = [records[i] for i in rng.integers(len(records), size=segments)]
+    out.append({'text': [r.texts[rng.integers(len(r.texts))] for r in picks],
+                'lengths': [len(r.motion) for r in picks]})
+  return out
+
+
+def read_compositions(path):
+  with open(path) as f:
+    comps = json.load(f)
+  for i, c in enumerate(comps):
+    if len(c.get('text', [])) != len(c.get('lengths', [])) or not c['text']:
+      raise ValueError(f'{path}: composition {i} needs equally long non-empty text and lengths')
+  return [{'text': list(c['text']), 'lengths': [int(n) for n in c['lengths']]} for c in comps]
+
+
+class CompositionEvaluator:
+  """Samples compositions and reports PJ / AUJ (see the module docstring)."""
+
+  def __init__(self, name, cfg, ctx):
+    self.name, self.every, self.cfg, self.ctx = name, int(cfg.every), cfg, ctx
+    run = ctx.config
+    self.records = data_lib.load_records(run.input, cfg.split)
+    self.featurizer = data_lib.Featurizer(run, self.records)
+    self.num_joints = mr.num_joints_from_dim(run.model.input_dim)
+    if cfg.compositions:
+      self.compositions = read_compositions(cfg.compositions)
+    else:
+      self.compositions = draw_compositions(self.records, cfg.num_compositions, cfg.segments,
+                                            cfg.seed)
+    self.gt_jerk = float(cfg.gt_jerk) or ground_truth_jerk(
+        self.records, run.input, cfg.transition_length, self.num_joints, cfg.seed)
+    base = diffusion_lib.make_diffusion(run.diffusion.steps, run.diffusion.schedule,
+                                        run.diffusion.variance)
+    self.diffusion = (diffusion_lib.respaced(base, run.sampling.respacing)
+                      if run.sampling.respacing else base)
+    self._samplers = {}
+    self._step = 0
+
+  def _sampler(self, switch_step):
+    if switch_step not in self._samplers:
+      run, model = self.ctx.config, self.ctx.model
+
+      def denoise(params, x, t, text_emb, seg, mask, w):
+        return model.apply({'params': params}, x, t, text_emb=text_emb, segment_ids=seg,
+                           mask=mask, bpe_w=w, method=model_lib.FlowMDM.denoise)
+
+      def sample(params, rng, noise, text, seg, mask):
+        text_emb = model.apply({'params': params}, text, method=model_lib.FlowMDM.embed_texts)
+        fn = sampling.make_sampler(
+            lambda *a: denoise(params, *a), self.diffusion, num_original_steps=run.diffusion.steps,
+            bpe_switch_step=switch_step, guidance_scale=run.sampling.guidance_scale,
+            method=run.sampling.method, eta=run.sampling.eta)
+        return fn(rng, noise, text_emb, seg, mask)
+
+      self._samplers[switch_step] = jax.jit(sample)
+    return self._samplers[switch_step]
+
+  def compose(self, params, compositions, switch_step, seed):
+    """Features (B, T, F) (denormalised) for a list of compositions."""
+    run = self.ctx.config
+    feats = []
+    bs = self.cfg.batch_size
+    max_segments = max(len(c['lengths']) for c in compositions)
+    total = max(sum(c['lengths']) for c in compositions)
+    for start in range(0, len(compositions), bs):
+      chunk = compositions[start:start + bs]
+      chunk = chunk + [chunk[-1]] * (bs - len(chunk))
+      seg, mask = sampling.batch_compositions([c['lengths'] for c in chunk])
+      seg = np.pad(seg, ((0, 0), (0, total - seg.shape[1])), constant_values=-1)
+      mask = seg >= 0
+      texts = [self.featurizer.encode_texts(c['text'], max_segments) for c in chunk]
+      text = np.stack([t.get('text_emb', t.get('text_tokens')) for t in texts])
+      rng = jax.random.key(seed + start)
+      noise = jax.random.normal(jax.random.fold_in(rng, 1), (bs, total, run.model.input_dim))
+      with jax.set_mesh(self.ctx.mesh), nn.logical_axis_rules(self.ctx.rules):
+        out = self._sampler(switch_step)(params, rng, noise, jnp.asarray(text), jnp.asarray(seg),
+                                         jnp.asarray(mask))
+      feats.append(np.asarray(out)[:len(compositions) - start])
+    return denormalize(run.input, np.concatenate(feats))
+
+  def run(self, params):
+    run = self.ctx.config
+    steps = [run.sampling.bpe_switch_step] + [int(s) for s in self.cfg.bpe_switch_steps]
+    results, main = {}, None
+    lengths = [c['lengths'] for c in self.compositions]
+    for k, s in enumerate(dict.fromkeys(steps)):
+      feats = self.compose(params, self.compositions, s, self.cfg.seed)
+      curve = transition_jerk(feats, lengths, self.cfg.transition_length, self.num_joints)
+      suffix = '' if k == 0 else f'_s{s}'
+      results[f'pj{suffix}'] = jerk_lib.peak_jerk(curve)
+      results[f'auj{suffix}'] = jerk_lib.area_under_jerk(curve, self.gt_jerk)
+      if k == 0:
+        main = (feats, curve)
+    results['gt_jerk'] = self.gt_jerk
+    if self.cfg.save and self.ctx.workdir and self.ctx.process_index == 0:
+      self._step += 1
+      path = os.path.join(self.ctx.workdir, f'{self.name}_compositions.npz')
+      np.savez(path, features=main[0].astype(np.float32), jerk_curve=main[1],
+               lengths=np.array([np.pad(l, (0, 64 - len(l))) for l in lengths]),
+               texts=np.array([' | '.join(c['text']) for c in self.compositions]))
+    return results
+
+
+def make_evaluators(config, ctx):
+  out = []
+  for name, cfg in config.evals.items():
+    kind = cfg.get('type', 'composition')
+    if kind == 'composition':
+      out.append(CompositionEvaluator(name, config_lib.check_keys(cfg, COMPOSITION_DEFAULTS,
+                                                                  f'config.evals.{name}'), ctx))
+    elif kind == 't2m':
+      from jaxvision.projects.flowmdm import evaluators_t2m  # pylint: disable=g-import-not-at-top
+      out.append(evaluators_t2m.make(name, cfg, ctx))
+    else:
+      raise config_lib.ConfigError(f"config.evals.{name}.type={kind!r}; this project knows "
+                                   "'composition' and 't2m'")
+  return out
