@@ -115,7 +115,7 @@ def write_sample(root: str, cls: str, split: str, defect: str, name: str, xyz: n
   base = os.path.join(root, cls, split, defect)
   os.makedirs(os.path.join(base, 'xyz'), exist_ok=True)
   xyz_path = os.path.join(base, 'xyz', name + '.tiff')
-  _tifffile().imwrite(xyz_path, xyz)
+  _tifffile().imwrite(xyz_path, xyz, photometric='rgb')
   gt_path = None
   if gt is not None:
     if gt.shape != xyz.shape[:2]:

@@ -158,3 +158,19 @@ def render_scan(points, *, resolution: int, half_width: float, centre_xy=(0.0, 0
     xyz[rng.random(len(xyz)) < dropout] = 0.0
   shape = (resolution, resolution)
   return xyz.reshape(shape + (3,)).astype(np.float32), val.reshape(shape), mask.reshape(shape)
+
+
+def smooth_deformation(vertices, rng: np.random.Generator, *, scale_jitter: float,
+                       warp: float, n_bumps: int = 3, width: float = 0.3) -> np.ndarray:
+  """"Another individual of the same kind": anisotropic scale (1 ± scale_jitter per
+  axis) plus `n_bumps` Gaussian-RBF displacement fields of amplitude ~`warp` and width
+  `width` (both × the object's size) — smooth, global shape variation."""
+  v = np.asarray(vertices, np.float64)
+  size = float(np.max(np.ptp(v, axis=0)))
+  c = v.mean(0)
+  out = (v - c) * (1.0 + rng.uniform(-scale_jitter, scale_jitter, 3)) + c
+  for _ in range(n_bumps):
+    centre = v[rng.integers(len(v))]
+    amp = rng.normal(size=3) * warp * size / np.sqrt(3)
+    out += amp[None, :] * np.exp(-np.sum((v - centre) ** 2, 1) / (2 * (width * size) ** 2))[:, None]
+  return out

@@ -103,7 +103,7 @@ def lobpcg_generalized(lap, mass, k: int, *, seed: int = 0, tol: float | None = 
 
 
 def smallest_eigenpairs(lap, mass, k: int, *, solver: str = 'auto', seed: int = 0,
-                        dense_max_nodes: int = 3000):
+                        dense_max_nodes: int = 1000):
   """The k smallest eigenpairs of `L u = λ diag(mass) u`, B-orthonormal, sign-flipped."""
   if solver not in SOLVERS:
     raise ValueError(f'eigen solver {solver!r}; expected one of {SOLVERS}')

@@ -49,32 +49,33 @@ def identity() -> RigidTransform:
 
 
 @jax.jit
-def _kabsch(src, dst, w):
-  w = w / jnp.sum(w)
-  mu_s, mu_d = w @ src, w @ dst
-  cov = ((dst - mu_d) * w[:, None]).T @ (src - mu_s)
+def _rotation_from_covariance(cov):
+  """argmax_R tr(R covᵀ) over proper rotations (the Kabsch SVD step), 3×3 in JAX."""
   u, _, vt = jnp.linalg.svd(cov)
   d = jnp.sign(jnp.linalg.det(u @ vt))
-  rot = u @ jnp.diag(jnp.array([1.0, 1.0, 1.0]).at[2].set(d)) @ vt
-  return rot, mu_d - rot @ mu_s
+  return u @ jnp.diag(jnp.array([1.0, 1.0, 1.0]).at[2].set(d)) @ vt
 
 
 def kabsch(src, dst, weights=None) -> RigidTransform:
-  """Proper rigid transform T minimising Σ w_i |T(src_i) - dst_i|²."""
+  """Proper rigid transform T minimising Σ w_i |T(src_i) - dst_i|².
+
+  The weighted cross-covariance is summed on the host in float64 (any n, no
+  recompilation); its 3×3 SVD with the reflection guard runs in JAX.
+  """
   src = graphs.check_points(src, 'source points', 3)
   dst = graphs.check_points(dst, 'target points', 3)
   if src.shape != dst.shape or src.shape[1] != 3:
     raise ValueError(f'kabsch needs paired (n, 3) arrays, got {src.shape} and {dst.shape}')
   w = np.ones(len(src)) if weights is None else np.asarray(weights, np.float64)
-  # Centre in float64 on the host so float32 JAX keeps relative precision.
-  c_s, c_d = src.mean(0), dst.mean(0)
-  rot, _ = _kabsch(jnp.asarray(src - c_s), jnp.asarray(dst - c_d), jnp.asarray(w))
-  # Re-orthonormalise in float64 (the JAX solve may run in float32).
-  u, _, vt = np.linalg.svd(np.asarray(rot, np.float64))
+  w = w / w.sum()
+  mu_s, mu_d = w @ src, w @ dst
+  cov = ((dst - mu_d) * w[:, None]).T @ (src - mu_s)
+  scale = max(float(np.abs(cov).max()), 1e-300)
+  rot = np.asarray(_rotation_from_covariance(jnp.asarray(cov / scale)), np.float64)
+  # Re-orthonormalise in float64 (the JAX solve may run in float32), keeping det +1.
+  u, _, vt = np.linalg.svd(rot)
   rot = u @ vt
-  w_n = w / w.sum()
-  t = (w_n @ dst) - rot @ (w_n @ src)
-  return RigidTransform(rot, t)
+  return RigidTransform(rot, mu_d - rot @ mu_s)
 
 
 def icp(source, target, init: RigidTransform | None = None, *, max_iter: int = 50,

@@ -33,20 +33,28 @@ def _check_maps(gts, preds):
   return gts, preds
 
 
-def pro_curve(gts, preds):
-  """(fprs, pros), ascending, one point per distinct score, (0, 0) first."""
+def pro_curve(gts, preds, valid=None):
+  """(fprs, pros), ascending, one point per distinct score, (0, 0) first.
+
+  `valid` (optional masks): only those pixels take part (e.g. the object's pixels);
+  regions are the components of `gt & valid`.
+  """
   gts, preds = _check_maps(gts, preds)
+  if valid is None:
+    valid = [np.ones(g.shape, bool) for g in gts]
+  valid, _ = _check_maps(valid, preds)
   fp_w, pro_w = [], []
   n_ok, n_regions = 0, 0
-  for g in gts:
-    labels, n = ndimage.label(g, structure=np.ones((3, 3), int))
-    ok = labels == 0
+  for g, v in zip(gts, valid):
+    labels, n = ndimage.label(g & v, structure=np.ones((3, 3), int))
+    ok = (labels == 0) & v
     n_ok += int(ok.sum())
     n_regions += n
     pw = np.zeros(g.shape)
     if n:
       sizes = np.bincount(labels.ravel())
-      pw[~ok] = 1.0 / sizes[labels[~ok]]
+      region = labels > 0
+      pw[region] = 1.0 / sizes[labels[region]]
     fp_w.append(ok.astype(np.float64).ravel())
     pro_w.append(pw.ravel())
   if n_regions == 0:
@@ -76,11 +84,11 @@ def trapezoid_to(x, y, x_max: float) -> float:
   return float(np.sum(0.5 * (ys[1:] + ys[:-1]) * np.diff(xs)))
 
 
-def au_pro(gts, preds, integration_limit: float = 0.3) -> float:
+def au_pro(gts, preds, integration_limit: float = 0.3, valid=None) -> float:
   """Normalised area under the PRO curve up to FPR = `integration_limit`."""
   if not 0 < integration_limit <= 1:
     raise ValueError(f'integration_limit must be in (0, 1], got {integration_limit}')
-  fprs, pros = pro_curve(gts, preds)
+  fprs, pros = pro_curve(gts, preds, valid)
   return trapezoid_to(fprs, pros, integration_limit) / integration_limit
 
 
