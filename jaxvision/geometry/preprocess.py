@@ -15,6 +15,8 @@ Bastico et al., CVPR 2024, Sec. 4; upstream `utils/io.py::load_tiff_pc`,
 - `fiedler_length`: distance between the means of the `threshold` points at each end of
   the Fiedler vector.  Upstream solves `L u = λ diag(1/deg) u` (B = inverse degrees, a
   quirk); `mass='inverse_degree'` (default) keeps it, `mass='degree'` is the usual one.
+  Deviation: on a disconnected kNN graph the Fiedler vector is not unique (upstream
+  gets an arbitrary null vector); here it is taken on the largest component.
 """
 
 from __future__ import annotations
@@ -95,6 +97,10 @@ def fiedler_length(points, *, threshold: int = 100, k: int = 10,
   if mass not in ('inverse_degree', 'degree'):
     raise ValueError(f"fiedler mass {mass!r}; expected 'inverse_degree' or 'degree'")
   w = graphs.knn_graph(pts, k)
+  keep = graphs.largest_connected_component(w)
+  if len(keep) < len(pts):   # a disconnected graph has no unique Fiedler vector
+    pts = pts[keep]
+    w = graphs.restrict(w, keep)
   deg = graphs.degrees(w)
   b = 1.0 / deg if mass == 'inverse_degree' else deg
   _, vecs = eigensolvers.smallest_eigenpairs(graphs.laplacian(w), b, 2, seed=seed,
