@@ -23,11 +23,6 @@ def _get_config(arg):
   return namespace['get_config'](arg)
 
 
-@pytest.fixture(scope='module')
-def cache_root(tmp_path_factory):
-  return str(tmp_path_factory.mktemp('frofa_cache'))
-
-
 def test_fewshot_sampler_is_nested_balanced_and_seeded():
   labels = np.repeat(np.arange(4), 30)[np.random.default_rng(0).permutation(120)]
   one, five = (fewshot.fewshot_indices(labels, k, seed=3) for k in (1, 5))
@@ -41,9 +36,9 @@ def test_fewshot_sampler_is_nested_balanced_and_seeded():
       {'mean': 0.6, 'std': 0.1, 'num_seeds': 2})
 
 
-def test_tiny_config_trains_on_cached_features(cache_root, tmp_path):
+def test_tiny_config_trains_on_cached_features(frofa_cache_root, tmp_path):
   config = _get_config('tiny,shots=1,frofa=bc2_pc')
-  config.input.cache_root = cache_root
+  config.input.cache_root = frofa_cache_root
   config.total_steps = 3
   out = train.train(config, str(tmp_path / 'run'))
   assert sorted(out['train']) == [1, 2, 3]

@@ -1,0 +1,29 @@
+"""colabs/frofa.ipynb runs top to bottom in its tiny setting (every code cell, one namespace)."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+import nbformat
+import pytest
+
+from tests import helpers
+
+matplotlib.use('Agg')
+
+
+def test_colab_runs(frofa_cache_root, monkeypatch):
+  monkeypatch.setenv('JAXVISION_COLAB_TINY', '1')
+  monkeypatch.setenv('JAXVISION_CACHE', frofa_cache_root)
+  nb = nbformat.read(os.path.join(helpers.REPO, 'colabs', 'frofa.ipynb'), as_version=4)
+  assert all(not c.get('outputs') for c in nb.cells if c.cell_type == 'code'), 'strip outputs'
+  namespace: dict = {}
+  for cell in nb.cells:
+    if cell.cell_type == 'code':
+      exec(compile(cell.source, 'frofa.ipynb', 'exec'), namespace)  # pylint: disable=exec-used
+  results = namespace['results']['methods']
+  assert set(results) == {'none', 'brightness_c2', 'linear_probe'}
+  assert 0.0 <= results['none'][1]['test']['mean'] <= 1.0
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt.close('all')
