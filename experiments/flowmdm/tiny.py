@@ -19,7 +19,7 @@ import ml_collections
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, tiny=False, steps=3000)
+  arg = parse_arg(arg, tiny=False, steps=1500)
   c = ml_collections.ConfigDict()
   c.project = 'flowmdm'
   c.seed = 0
@@ -39,7 +39,7 @@ def get_config(arg=None):
   c.schedule = dict(type='cosine', base_lr=1e-3, warmup_steps=100, end_lr=1e-5)
   c.evals = dict(compose=dict(type='composition', split='test', num_compositions=16,
                               segments=3, batch_size=16, transition_length=30,
-                              bpe_switch_steps=(-1,), every=0))
+                              bpe_switch_steps=(-1,), every=0, t2m_workdir=''))
   c.checkpoint = dict(every=1000, keep=2)
 
   if arg.tiny:

@@ -39,7 +39,8 @@ def default_config() -> ml_collections.ConfigDict:
               'type': 'precomputed',        # precomputed | small | clip
               'vocab_size': 1024, 'max_tokens': 16, 'width': 128, 'depth': 2,
               'num_heads': 4,
-              'clip': {'bpe_path': '', 'truncate_tokens': 0},   # 20: MDM's HumanML3D hack
+              'clip': {'variant': 'ViT-B/32', 'bpe_path': '', 'checkpoint': '',
+                       'truncate_tokens': 0},   # 20: MDM's HumanML3D hack
           },
       },
       'input': {
@@ -73,8 +74,7 @@ def make_text_encoder(model_cfg):
                                      width=enc.width, depth=enc.depth, num_heads=enc.num_heads,
                                      out_dim=model_cfg.text_dim)
   if enc.type == 'clip':
-    from jaxvision.nn import clip_text  # pylint: disable=g-import-not-at-top
-    return clip_text.ClipTextTransformer(embed_dim=model_cfg.text_dim)
+    return text_lib.ClipTextCondition(enc.clip.variant)
   raise config_lib.ConfigError(f"config.model.text_encoder.type={enc.type!r}; use "
                                "'precomputed', 'small' or 'clip'")
 
@@ -151,6 +151,12 @@ def make_dataset(config, split, *, seed, process_index, process_count):
 def load_pretrained(params, config):
   """Released upstream weights (`init.torch_state_dict`) or a jaxvision run's params."""
   init = config.init
+  clip_ckpt = config.model.text_encoder.clip.checkpoint
+  if config.model.text_encoder.type == 'clip' and clip_ckpt:
+    from jaxvision.nn import clip_checkpoint  # pylint: disable=g-import-not-at-top
+    _, clip_params = clip_checkpoint.load_clip_text(clip_ckpt)
+    params = dict(params)
+    params['text_encoder'] = {'clip': clip_params}
   if init.torch_state_dict and init.workdir:
     raise config_lib.ConfigError('set only one of config.init.torch_state_dict and init.workdir')
   if init.torch_state_dict:

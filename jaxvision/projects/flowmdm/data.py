@@ -30,6 +30,8 @@ from jaxvision.data import babel
 from jaxvision.data import deepmimic_dataset
 from jaxvision.data import humanml3d
 from jaxvision.data import pipeline
+from jaxvision.nn import clip_text
+from jaxvision.nn import clip_tokenizer
 from jaxvision.projects.flowmdm import text as text_lib
 
 DATASETS = ('deepmimic', 'humanml3d', 'babel')
@@ -98,10 +100,12 @@ class Featurizer:
     self.text = config.model.text_encoder
     self.table = None
     if self.text.type == 'precomputed':
-      self.table = text_lib.load_embedding_table(config.input.text_embeddings)
+      if not config.input.text_embeddings:
+        raise config_lib.ConfigError('text_encoder.type=precomputed needs '
+                                     'config.input.text_embeddings (an .npz)')
+      self.table = clip_text.load_text_embeddings(config.input.text_embeddings)
     elif self.text.type == 'clip':
-      from jaxvision.nn import clip_tokenizer  # pylint: disable=g-import-not-at-top
-      self.clip_tok = clip_tokenizer.ClipTokenizer(self.text.clip.bpe_path)
+      self.clip_tok = clip_tokenizer.BPETokenizer.openai(self.text.clip.bpe_path or None)
 
   def encode_texts(self, texts, num_segments):
     if self.table is not None:
@@ -115,8 +119,9 @@ class Featurizer:
       return {'text_emb': out}
     if self.text.type == 'clip':
       toks = np.zeros((num_segments, 77), np.int32)
-      for i, t in enumerate(texts):
-        toks[i] = self.clip_tok.encode(t, truncate_to=self.text.clip.truncate_tokens)
+      context = self.text.clip.truncate_tokens + 2 if self.text.clip.truncate_tokens else 77
+      toks[:len(texts)] = self.clip_tok.tokenize(list(texts), context_length=context,
+                                                 truncate=True, pad_to=77)
       return {'text_tokens': toks}
     toks = np.zeros((num_segments, self.text.max_tokens), np.int32)
     for i, t in enumerate(texts):
@@ -148,6 +153,10 @@ class Featurizer:
 
 def make_dataset(config, split, *, seed, process_index, process_count):
   records = load_records(config.input, config.input.train_split if split == 'train' else split)
+  if records[0].motion.shape[1] != config.model.input_dim:
+    raise config_lib.ConfigError(
+        f'{config.input.dataset} motions have {records[0].motion.shape[1]} features but '
+        f'config.model.input_dim={config.model.input_dim}')
   featurize = Featurizer(config, records)
   return pipeline.train_dataset(
       RecordSource(records), global_batch_size=config.input.batch_size, seed=seed,

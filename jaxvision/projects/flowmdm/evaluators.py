@@ -10,7 +10,9 @@ noise and reported as `pj_s<step>` / `auj_s<step>`.  The GT jerk constant AUJ is
 measured against is `gt_jerk` (upstream: 0.033031363 HumanML3D, 0.016383045 Babel),
 or, when 0, the mean jerk of random ground-truth crops of the split.
 
-`type='t2m'` (evaluators_t2m.py) adds FID, diversity, R-precision and matching score.
+With `t2m_workdir` or `t2m_checkpoint` set, the same compositions are also scored in
+the T2M evaluator's space (evaluators_t2m.py): R-precision, matching score, FID and
+diversity for the segments ("motion") and FID and diversity for the transitions.
 """
 
 from __future__ import annotations
@@ -43,7 +45,12 @@ COMPOSITION_DEFAULTS = {
     'bpe_switch_steps': (),      # extra schedules to compare
     'gt_jerk': 0.0,              # 0 = measured on ground-truth crops of the split
     'seed': 0,
-    'save': True,                # compositions_<step>.npz in the workdir
+    'save': True,                # <name>_compositions.npz in the workdir
+    # T2M metrics (evaluators_t2m.py): a flowmdm.t2m run or released finest.tar weights.
+    't2m_workdir': '',
+    't2m_checkpoint': '',
+    't2m_word_vectors': 'minilm',   # or HumanML3D's GloVe folder (our_vab_*)
+    't2m_stats_dir': '',            # evaluator's Mean/Std; '' = the dataset's
 }
 
 
@@ -91,6 +98,8 @@ def draw_compositions(records, num, segments, seed):
 def read_compositions(path):
   with open(path) as f:
     comps = json.load(f)
+  if isinstance(comps, dict):      # runners/jsons: one composition
+    comps = [comps]
   for i, c in enumerate(comps):
     if len(c.get('text', [])) != len(c.get('lengths', [])) or not c['text']:
       raise ValueError(f'{path}: composition {i} needs equally long non-empty text and lengths')
@@ -118,7 +127,15 @@ class CompositionEvaluator:
     self.diffusion = (diffusion_lib.respaced(base, run.sampling.respacing)
                       if run.sampling.respacing else base)
     self._samplers = {}
-    self._step = 0
+    self.scorer = None
+    if cfg.t2m_workdir or cfg.t2m_checkpoint:
+      from jaxvision.projects.flowmdm import evaluators_t2m  # pylint: disable=g-import-not-at-top
+      from jaxvision.projects.flowmdm import t2m as t2m_project  # pylint: disable=g-import-not-at-top
+      self.scorer = evaluators_t2m.T2MScorer(
+          workdir=cfg.t2m_workdir, checkpoint=cfg.t2m_checkpoint,
+          word_vectors=cfg.t2m_word_vectors, stats_dir=cfg.t2m_stats_dir,
+          data_stats=data_lib._stats(data_lib.data_root(run.input)),  # pylint: disable=protected-access
+          captions_tokens=t2m_project.caption_tokens(run.input, cfg.split))
 
   def _sampler(self, switch_step):
     if switch_step not in self._samplers:
@@ -176,8 +193,12 @@ class CompositionEvaluator:
       if k == 0:
         main = (feats, curve)
     results['gt_jerk'] = self.gt_jerk
+    if self.scorer is not None:
+      from jaxvision.projects.flowmdm import evaluators_t2m  # pylint: disable=g-import-not-at-top
+      gt = [denormalize(run.input, r.motion) for r in self.records]
+      results.update(evaluators_t2m.composition_metrics(
+          self.scorer, main[0], self.compositions, gt, self.cfg.transition_length, self.cfg.seed))
     if self.cfg.save and self.ctx.workdir and self.ctx.process_index == 0:
-      self._step += 1
       path = os.path.join(self.ctx.workdir, f'{self.name}_compositions.npz')
       np.savez(path, features=main[0].astype(np.float32), jerk_curve=main[1],
                lengths=np.array([np.pad(l, (0, 64 - len(l))) for l in lengths]),
@@ -189,13 +210,9 @@ def make_evaluators(config, ctx):
   out = []
   for name, cfg in config.evals.items():
     kind = cfg.get('type', 'composition')
-    if kind == 'composition':
-      out.append(CompositionEvaluator(name, config_lib.check_keys(cfg, COMPOSITION_DEFAULTS,
-                                                                  f'config.evals.{name}'), ctx))
-    elif kind == 't2m':
-      from jaxvision.projects.flowmdm import evaluators_t2m  # pylint: disable=g-import-not-at-top
-      out.append(evaluators_t2m.make(name, cfg, ctx))
-    else:
+    if kind != 'composition':
       raise config_lib.ConfigError(f"config.evals.{name}.type={kind!r}; this project knows "
-                                   "'composition' and 't2m'")
+                                   "'composition'")
+    out.append(CompositionEvaluator(name, config_lib.check_keys(cfg, COMPOSITION_DEFAULTS,
+                                                                f'config.evals.{name}'), ctx))
   return out

@@ -3,15 +3,16 @@
 FlowMDM encodes each text with frozen CLIP ViT-B/32 (`jaxvision.nn.clip_text`), and its
 training loaders read the CLIP embeddings precomputed once per caption.  Here:
 
-- `type='precomputed'`: an `.npz` with `texts` (N,) and `embeddings` (N, E), made once
-  by `precompute_text.py` with the CLIP tower (or any encoder); batches carry
-  `text_emb` (B, S, E).
+- `type='precomputed'`: an `.npz` with `texts` (N,) and `embeddings` (N, E)
+  (`jaxvision.nn.clip_text.save_text_embeddings`), made once with the CLIP tower;
+  batches carry `text_emb` (B, S, E).
 - `type='small'`: a small Transformer over hashed words, trained jointly with the
   denoiser (for the embedded dataset, where no pretrained text model is at hand);
   batches carry `text_tokens` (B, S, L).  Words are lower-cased and hashed (CRC32) into
   `vocab_size - 1` buckets, 0 being padding, so no vocabulary file is needed.
-- `type='clip'`: the CLIP text tower inside the model, frozen by the optimizer's
-  `lr_rules`; batches carry CLIP token ids (B, S, 77).
+- `type='clip'`: the CLIP text tower inside the model (`ClipTextCondition`), frozen by
+  the optimizer's `lr_rules`; batches carry CLIP token ids (B, S, 77) from
+  `jaxvision.nn.clip_tokenizer` (with MDM's HumanML3D hack: 20 words, zero-padded).
 """
 
 from __future__ import annotations
@@ -89,15 +90,14 @@ class _SelfAttention(nn.Module):
     return layers.TorchLinear(d, kernel_axes=('heads', 'embed'), name='out')(out.reshape(b, t, d))
 
 
-def load_embedding_table(path: str) -> dict[str, np.ndarray]:
-  """{text: embedding} from an .npz with `texts` and `embeddings`."""
-  try:
-    data = np.load(path, allow_pickle=False)
-  except FileNotFoundError as e:
-    raise FileNotFoundError(f'precomputed text embeddings not found: {path}') from e
-  if 'texts' not in data or 'embeddings' not in data:
-    raise ValueError(f'{path} must hold arrays `texts` and `embeddings`, has {list(data)}')
-  texts, emb = data['texts'], data['embeddings']
-  if emb.ndim != 2 or len(texts) != len(emb):
-    raise ValueError(f'{path}: {len(texts)} texts but embeddings of shape {emb.shape}')
-  return {str(t): e.astype(np.float32) for t, e in zip(texts, emb)}
+class ClipTextCondition(nn.Module):
+  """CLIP's text tower on (..., L) token ids -> (..., embed_dim), frozen by `lr_rules`."""
+  variant: str = 'ViT-B/32'
+
+  @nn.compact
+  def __call__(self, tokens):
+    from jaxvision.nn import clip_text  # pylint: disable=g-import-not-at-top
+    lead = tokens.shape[:-1]
+    emb, _ = clip_text.clip_text_encoder(self.variant, name='clip')(
+        tokens.reshape((-1, tokens.shape[-1])))
+    return emb.reshape(lead + (emb.shape[-1],))

