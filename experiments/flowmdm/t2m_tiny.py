@@ -16,7 +16,7 @@ import ml_collections
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, tiny=False, steps=1500)
+  arg = parse_arg(arg, tiny=False, steps=600)
   c = ml_collections.ConfigDict()
   c.project = 'flowmdm.t2m'
   c.seed = 0
