@@ -54,3 +54,27 @@ def test_tiny_config_trains_on_cached_features(frofa_cache_root, tmp_path):
   # The 1-shot training set: one example of each class from the cached train split.
   train_set = data.fewshot_train(config.input)
   np.testing.assert_array_equal(np.sort(train_set['label']), np.arange(10))
+
+
+def test_big_vision_npz_backbone_gives_the_vits_token_grid(tmp_path):
+  """A big_vision-layout .npz (written here from a random ViT) -> (B, h, w, C) tokens."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from jaxvision.nn import vit  # pylint: disable=g-import-not-at-top
+  from jaxvision.nn import vit_checkpoint  # pylint: disable=g-import-not-at-top
+  from jaxvision.projects.frofa import backbones  # pylint: disable=g-import-not-at-top
+  model = vit.make_vit('Ti/16', num_classes=None, pool_type='none')
+  params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)['params']
+  path = str(tmp_path / 'ti16.npz')
+  vit_checkpoint.save_big_vision_npz(path, params)
+  cfg = ml_collections.ConfigDict(dict(backbones.BACKBONE_DEFAULTS))
+  cfg.update(kind='vit_npz', npz=path, variant='Ti/16', image_size=(32, 32))
+  preprocess, feature_fn, info = backbones.make_backbone(cfg, str(tmp_path))
+  rng = np.random.default_rng(0)
+  images = np.stack([preprocess(rng.integers(0, 256, (20, 24, 3), np.uint8)) for _ in range(2)])
+  assert images.shape == (2, 32, 32, 3) and images.min() >= -1 and images.max() <= 1
+  feats = np.asarray(feature_fn(images))
+  _, out = model.apply({'params': params}, images, train=False)
+  np.testing.assert_allclose(feats, np.asarray(out['encoded']).reshape(2, 2, 2, 192), atol=1e-5)
+  assert info['kind'] == 'vit_npz'
