@@ -20,6 +20,10 @@ config.optimizer:
                   [] = none. Default '.*/kernel' (no decay on biases, norms, embeddings).
   grad_clip_norm  clip the global gradient norm to this; 0 / None = off. The norm is
                   over trainable params only. Default 0.0 (off).
+  updates_per_step  apply the update this many times per step from the SAME gradient
+                  (each on the params the previous one produced; optimizer state
+                  advances each time). 2 reproduces FlowMDM/MDM's training loop,
+                  which calls opt.step() twice per batch. Default 1.
   lr_rules        list of (regex, multiplier), first match wins, unmatched = 1.0.
                   The multiplier scales the schedule for that param (decay too);
                   0.0 freezes it: zero updates and no optimizer state (MaskedNode).
@@ -54,7 +58,8 @@ SCHEDULES = ('constant', 'cosine', 'linear', 'step', 'rsqrt')
 
 _OPTIMIZER_DEFAULTS = dict(
     name='adamw', b1=0.9, b2=0.999, eps=1e-8, momentum=0.9, nesterov=False,
-    weight_decay=0.0, wd_mask='.*/kernel', grad_clip_norm=0.0, lr_rules=())
+    weight_decay=0.0, wd_mask='.*/kernel', grad_clip_norm=0.0, lr_rules=(),
+    updates_per_step=1)
 _SCHEDULE_DEFAULTS = dict(
     type='constant', base_lr=1e-3, warmup_steps=0, end_lr=0.0, boundaries=(),
     decay_factor=0.1, timescale=10000)
@@ -271,7 +276,27 @@ def make_optimizer(config, params_shape_tree, total_steps):
   # so frozen params hold no state and do not enter the clipping norm.
   tx = optax.multi_transform(
       {'trainable': optax.chain(*chain), 'frozen': optax.set_to_zero()}, partition)
+  repeats = int(c['updates_per_step'])
+  if repeats < 1:
+    raise ValueError(f'updates_per_step={repeats} must be >= 1.')
+  if repeats > 1:
+    tx = _repeat_update(tx, repeats)
   return tx, schedule
+
+
+def _repeat_update(inner, repeats):
+  """`inner` applied `repeats` times to the same gradient; returns the summed update."""
+
+  def update(grads, state, params=None):
+    total = None
+    for _ in range(repeats):
+      updates, state = inner.update(grads, state, params)
+      total = updates if total is None else jax.tree.map(jnp.add, total, updates)
+      if params is not None:
+        params = optax.apply_updates(params, updates)
+    return total, state
+
+  return optax.GradientTransformation(inner.init, update)
 
 
 def tree_map_params(tx, f, state, *rest, transform_non_params=None):

@@ -26,7 +26,7 @@ import ml_collections
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, tiny=False, data_dir='dataset/babel', steps=1_500_000)
+  arg = parse_arg(arg, tiny=False, data_dir='dataset/babel', steps=1_500_000, single_step=False)
   c = ml_collections.ConfigDict()
   c.project = 'flowmdm'
   c.seed = 10
@@ -43,7 +43,10 @@ def get_config(arg=None):
   c.diffusion = dict(steps=1000, schedule='cosine', variance='fixed_small',
                      cond_mask_prob=0.1, bpe_training_ratio=0.5)
   c.sampling = dict(bpe_switch_step=125, guidance_scale=1.5, respacing='', method='ddpm')
-  c.optimizer = dict(name='adamw', weight_decay=0.0, wd_mask=None)
+  # Upstream's loop calls opt.step() twice per batch (forward_backward, then
+  # mp_trainer.optimize): two AdamW updates from one gradient.  `single_step` = clean.
+  c.optimizer = dict(name='adamw', weight_decay=0.0, wd_mask=None,
+                     updates_per_step=1 if arg.single_step else 2)
   c.schedule = dict(type='constant', base_lr=1e-4)
   c.evals = {}
   c.checkpoint = dict(every=50_000, keep=5)
