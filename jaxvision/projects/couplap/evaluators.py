@@ -158,11 +158,15 @@ def evaluate_bone(root: str, bone: str, settings: bone_side.BSESettings, methods
   clouds = {p: bone_side.limit_points(meshes.read_point_cloud(p), settings.max_points, rng)
             for p, _ in instances}
   correct = {m: [] for m in methods}
-  for i, ((ps, side_s), (pt, side_t)) in enumerate(itertools.permutations(instances, 2)):
+  pairs = list(itertools.permutations(instances, 2))
+  for i, ((ps, side_s), (pt, side_t)) in enumerate(pairs):
     pred = bone_side.predict_same_side(clouds[ps], clouds[pt], settings, methods=methods,
                                        seed=seed + i)
     for m in methods:
       correct[m].append(pred[m][0] == (side_s == side_t))
+    logging.info('couplap BSE %s pair %d/%d (%s->%s): %s', bone, i + 1, len(pairs), side_s,
+                 side_t, {m: (bool(pred[m][0]), round(pred[m][1], 4), round(pred[m][2], 4))
+                          for m in methods})
   result = {m: metrics.pair_accuracy(correct[m], np.ones(len(correct[m]), bool))
             for m in methods}
   result['pairs'] = len(correct[methods[0]])
