@@ -36,7 +36,7 @@ def default_config() -> ml_collections.ConfigDict:
                                'resolution': 640, 'seed': 0},
           'embedded_bse': {'bones': benchmark_data_bones(), 'n_per_side': 3,
                            'n_points': 13000, 'seed': 0},
-          'batch_size': 8,               # rows per batch of the score head (unused: no training)
+          'batch_size': 0,               # score-head rows per batch; 0 = one per device (no training)
       },
       'anomaly': {
           'methods': ('coupled', 'euclidean', 'independent', 'histogram'),
@@ -69,7 +69,7 @@ def init_params(model, rng, batch):
 
 def batch_spec(config, split: str):
   del split
-  shape = (config.input.batch_size, config.model.maps)
+  shape = (config.input.batch_size or jax.device_count(), config.model.maps)
   return {'source_maps': jax.ShapeDtypeStruct(shape, jnp.float32),
           'target_maps': jax.ShapeDtypeStruct(shape, jnp.float32)}
 
