@@ -35,6 +35,7 @@ class Run:
   model: Any
   params: Any
   featurizer: Any
+  samplers: dict = dataclasses.field(default_factory=dict)
 
 
 def load_run(workdir: str) -> Run:
@@ -70,14 +71,18 @@ def compose(run: Run, texts: Sequence[str], lengths: Sequence[int], *, seed: int
                            mask=mask_, bpe_w=w, method=model_lib.FlowMDM.denoise)
 
   text_emb = run.model.apply({'params': run.params}, text, method=model_lib.FlowMDM.embed_texts)
-  sample = jax.jit(sampling.make_sampler(
-      denoise, diff, num_original_steps=c.diffusion.steps,
-      bpe_switch_step=s.bpe_switch_step if bpe_switch_step is None else bpe_switch_step,
-      guidance_scale=s.guidance_scale if guidance_scale is None else guidance_scale,
-      method=s.method if method is None else method, eta=s.eta))
+  key = (spacing, s.guidance_scale if guidance_scale is None else guidance_scale,
+         s.method if method is None else method)
+  if key not in run.samplers:     # one compiled sampler per setting; BPE step is traced
+    run.samplers[key] = jax.jit(sampling.make_sampler(
+        denoise, diff, num_original_steps=c.diffusion.steps, bpe_switch_step=s.bpe_switch_step,
+        guidance_scale=key[1], method=key[2], eta=s.eta))
+  switch = s.bpe_switch_step if bpe_switch_step is None else bpe_switch_step
+  sampling.bpe_weight(0, c.diffusion.steps, int(switch))      # validates the step
   rng = jax.random.key(seed)
   noise = jax.random.normal(jax.random.fold_in(rng, 1), (1, seg.shape[1], c.model.input_dim))
-  out = sample(rng, noise, text_emb, jnp.asarray(seg), jnp.asarray(mask))
+  out = run.samplers[key](rng, noise, text_emb, jnp.asarray(seg), jnp.asarray(mask),
+                          jnp.int32(switch))
   mean, std = data_lib._stats(data_lib.data_root(c.input))  # pylint: disable=protected-access
   return np.asarray(out[0]) * std + mean
 

@@ -126,7 +126,7 @@ class CompositionEvaluator:
                                         run.diffusion.variance)
     self.diffusion = (diffusion_lib.respaced(base, run.sampling.respacing)
                       if run.sampling.respacing else base)
-    self._samplers = {}
+    self._samplers = None
     self.scorer = None
     if cfg.t2m_workdir or cfg.t2m_checkpoint:
       from jaxvision.projects.flowmdm import evaluators_t2m  # pylint: disable=g-import-not-at-top
@@ -137,24 +137,26 @@ class CompositionEvaluator:
           data_stats=data_lib._stats(data_lib.data_root(run.input)),  # pylint: disable=protected-access
           captions_tokens=t2m_project.caption_tokens(run.input, cfg.split))
 
-  def _sampler(self, switch_step):
-    if switch_step not in self._samplers:
+  def _sampler(self):
+    """One jitted sampler; the BPE switch step is a traced argument."""
+    if self._samplers is None:
       run, model = self.ctx.config, self.ctx.model
 
       def denoise(params, x, t, text_emb, seg, mask, w):
         return model.apply({'params': params}, x, t, text_emb=text_emb, segment_ids=seg,
                            mask=mask, bpe_w=w, method=model_lib.FlowMDM.denoise)
 
-      def sample(params, rng, noise, text, seg, mask):
+      def sample(params, rng, noise, text, seg, mask, switch_step):
         text_emb = model.apply({'params': params}, text, method=model_lib.FlowMDM.embed_texts)
         fn = sampling.make_sampler(
             lambda *a: denoise(params, *a), self.diffusion, num_original_steps=run.diffusion.steps,
-            bpe_switch_step=switch_step, guidance_scale=run.sampling.guidance_scale,
-            method=run.sampling.method, eta=run.sampling.eta)
-        return fn(rng, noise, text_emb, seg, mask)
+            bpe_switch_step=run.sampling.bpe_switch_step,
+            guidance_scale=run.sampling.guidance_scale, method=run.sampling.method,
+            eta=run.sampling.eta)
+        return fn(rng, noise, text_emb, seg, mask, switch_step)
 
-      self._samplers[switch_step] = jax.jit(sample)
-    return self._samplers[switch_step]
+      self._samplers = jax.jit(sample)
+    return self._samplers
 
   def compose(self, params, compositions, switch_step, seed):
     """Features (B, T, F) (denormalised) for a list of compositions."""
@@ -174,8 +176,8 @@ class CompositionEvaluator:
       rng = jax.random.key(seed + start)
       noise = jax.random.normal(jax.random.fold_in(rng, 1), (bs, total, run.model.input_dim))
       with jax.set_mesh(self.ctx.mesh), nn.logical_axis_rules(self.ctx.rules):
-        out = self._sampler(switch_step)(params, rng, noise, jnp.asarray(text), jnp.asarray(seg),
-                                         jnp.asarray(mask))
+        out = self._sampler()(params, rng, noise, jnp.asarray(text), jnp.asarray(seg),
+                              jnp.asarray(mask), jnp.int32(switch_step))
       feats.append(np.asarray(out)[:len(compositions) - start])
     return denormalize(run.input, np.concatenate(feats))
 
@@ -184,24 +186,31 @@ class CompositionEvaluator:
     steps = [run.sampling.bpe_switch_step] + [int(s) for s in self.cfg.bpe_switch_steps]
     results, main = {}, None
     lengths = [c['lengths'] for c in self.compositions]
+    gt = None
     for k, s in enumerate(dict.fromkeys(steps)):
       feats = self.compose(params, self.compositions, s, self.cfg.seed)
       curve = transition_jerk(feats, lengths, self.cfg.transition_length, self.num_joints)
       suffix = '' if k == 0 else f'_s{s}'
       results[f'pj{suffix}'] = jerk_lib.peak_jerk(curve)
       results[f'auj{suffix}'] = jerk_lib.area_under_jerk(curve, self.gt_jerk)
+      if self.scorer is not None:
+        from jaxvision.projects.flowmdm import evaluators_t2m  # pylint: disable=g-import-not-at-top
+        gt = gt or [denormalize(run.input, r.motion) for r in self.records]
+        t2m = evaluators_t2m.composition_metrics(self.scorer, feats, self.compositions, gt,
+                                                 self.cfg.transition_length, self.cfg.seed)
+        results.update({f'{name}{suffix}': v for name, v in t2m.items()})
       if k == 0:
         main = (feats, curve)
     results['gt_jerk'] = self.gt_jerk
     if self.scorer is not None:
       from jaxvision.projects.flowmdm import evaluators_t2m  # pylint: disable=g-import-not-at-top
-      gt = [denormalize(run.input, r.motion) for r in self.records]
-      results.update(evaluators_t2m.composition_metrics(
-          self.scorer, main[0], self.compositions, gt, self.cfg.transition_length, self.cfg.seed))
+      results.update(evaluators_t2m.ground_truth_metrics(
+          self.scorer, gt, [r.texts[0] for r in self.records], self.cfg.seed))
     if self.cfg.save and self.ctx.workdir and self.ctx.process_index == 0:
       path = os.path.join(self.ctx.workdir, f'{self.name}_compositions.npz')
       np.savez(path, features=main[0].astype(np.float32), jerk_curve=main[1],
-               lengths=np.array([np.pad(l, (0, 64 - len(l))) for l in lengths]),
+               lengths=np.array([np.pad(l, (0, max(map(len, lengths)) - len(l)))
+                                 for l in lengths]),
                texts=np.array([' | '.join(c['text']) for c in self.compositions]))
     return results
 

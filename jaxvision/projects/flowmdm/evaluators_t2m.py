@@ -132,3 +132,19 @@ def composition_metrics(scorer: T2MScorer, features, compositions, gt_motions,
   out['transition_fid'] = generation.fid(tr_emb, crop_emb)
   out['transition_diversity'] = _diversity(tr_emb, seed)
   return out
+
+
+def ground_truth_metrics(scorer: T2MScorer, gt_motions, captions, seed: int = 0):
+  """The reference values: the evaluator on the split's real motions and their captions."""
+  lens = np.array([len(m) for m in gt_motions])
+  pad = np.zeros((len(gt_motions), lens.max(), gt_motions[0].shape[-1]), np.float32)
+  for i, m in enumerate(gt_motions):
+    pad[i, :len(m)] = m
+  motion_emb = scorer.embed_motions(pad, lens)
+  text_emb = scorer.embed_texts(list(captions))
+  batch = min(generation.R_PRECISION_BATCH, len(captions))
+  match = generation.matching_metrics(text_emb, motion_emb, batch_size=batch, captions=captions)
+  out = {f'gt_r_precision_top{k + 1}': float(match['r_precision'][k]) for k in range(3)}
+  out['gt_matching_score'] = float(match['matching_score'])
+  out['gt_diversity'] = _diversity(motion_emb, seed)
+  return out

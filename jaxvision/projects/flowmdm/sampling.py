@@ -27,17 +27,19 @@ import numpy as np
 from jaxvision.projects.flowmdm import diffusion as diffusion_lib
 
 
-def bpe_weight(original_t, num_original_steps: int, switch_step: int):
-  """w in {0, 1} per sample: 0 = absolute (APE), 1 = relative (RPE)."""
+def bpe_weight(original_t, num_original_steps: int, switch_step):
+  """w in {0, 1} per sample: 0 = absolute (APE), 1 = relative (RPE).
+
+  `switch_step` may be a traced integer (one compiled sampler serves every schedule).
+  """
   t = jnp.asarray(original_t)
-  if switch_step == -1:
-    return jnp.zeros(t.shape, jnp.float32)
-  if switch_step == 0:
-    return jnp.ones(t.shape, jnp.float32)
-  if not 0 < switch_step <= num_original_steps:
+  if isinstance(switch_step, int) and not (switch_step in (-1, 0) or
+                                           0 < switch_step <= num_original_steps):
     raise ValueError(f'BPE switch step must be -1, 0 or in (0, {num_original_steps}], '
                      f'got {switch_step}')
-  return jnp.where(t > num_original_steps - switch_step, 0.0, 1.0)
+  s = jnp.asarray(switch_step, jnp.int32)
+  relative = jnp.where(s == -1, False, jnp.where(s == 0, True, ~(t > num_original_steps - s)))
+  return relative.astype(jnp.float32)
 
 
 def composition_inputs(lengths: Sequence[int]):
@@ -61,9 +63,10 @@ def batch_compositions(lengths_list: Sequence[Sequence[int]]):
 def make_sampler(denoise_fn: Callable, diffusion: diffusion_lib.Diffusion, *,
                  num_original_steps: int, bpe_switch_step: int, guidance_scale: float,
                  method: str = 'ddpm', eta: float = 0.0):
-  """Returns sample(rng, noise, text_emb, segment_ids, mask) -> x_0 (jit-able).
+  """Returns sample(rng, noise, text_emb, segment_ids, mask, switch_step=None) -> x_0.
 
   `denoise_fn(x_t, original_t, text_emb, segment_ids, mask, bpe_w) -> x_0 prediction`.
+  `switch_step` (may be traced) overrides `bpe_switch_step` for one call.
   Guidance 1.0 (or 0.0: unconditional) skips the second network call.
   """
   if method not in ('ddpm', 'ddim'):
@@ -79,14 +82,15 @@ def make_sampler(denoise_fn: Callable, diffusion: diffusion_lib.Diffusion, *,
     uncond = denoise_fn(x, t_orig, jnp.zeros_like(text_emb), seg, mask, w)
     return uncond + guidance_scale * (cond - uncond)
 
-  def sample(rng, noise, text_emb, segment_ids, mask):
+  def sample(rng, noise, text_emb, segment_ids, mask, switch_step=None):
+    switch = bpe_switch_step if switch_step is None else switch_step
     b = noise.shape[0]
     mask_f = mask.astype(noise.dtype)[..., None]
 
     def step(x, k):
       t = jnp.full((b,), k, jnp.int32)
       t_orig = timestep_map[t]
-      w = bpe_weight(t_orig, num_original_steps, bpe_switch_step)
+      w = bpe_weight(t_orig, num_original_steps, switch)
       x0 = guided(x, t_orig, text_emb, segment_ids, mask, w)
       z = jax.random.normal(jax.random.fold_in(rng, k), x.shape, x.dtype)
       if method == 'ddpm':

@@ -90,7 +90,9 @@ def test_overfits_one_batch(tmp_path):
 def test_sharded_step_matches_one_device(tmp_path):
   results = []
   for mesh in ({'data': 1, 'fsdp': 1, 'model': 1}, {'data': 2, 'fsdp': 2, 'model': 2}):
-    config = small_config(tmp_path, mesh=mesh)
+    config = small_config(tmp_path, mesh=mesh, **{'model.num_layers': 1,
+                                                  'input.max_frames': 64,
+                                                  'input.max_length': 65})
     exp = train.build(config)
     state = exp.setup.init(jax.random.key(0))
     local = first_batch(exp.config)
@@ -117,3 +119,38 @@ def test_config_errors_are_named(tmp_path):
   with pytest.raises(FileNotFoundError, match='nope'):
     first_batch(config)
   assert not os.path.exists(tmp_path / 'nope')
+
+
+def test_babel_windows_become_multi_segment_batches(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  from jaxvision.data import deepmimic, motion_representation as mr  # pylint: disable=g-import-not-at-top
+  root = tmp_path / 'babel'
+  (root / 'motions').mkdir(parents=True)
+  ann = {}
+  for sid, clips in (('s0', ('walk', 'jump', 'kick')), ('s1', ('run', 'punch'))):
+    feats = [mr.extract_features(deepmimic.clip_positions(c, 30.0), deepmimic.skeleton())[0]
+             for c in clips]
+    np.save(root / 'motions' / f'{sid}.npy', np.concatenate(feats).astype(np.float32))
+    labels, t = [], 0.0
+    for c, f in zip(clips, feats):
+      labels.append({'proc_label': c, 'start_t': t, 'end_t': t + len(f) / 30.0})
+      t += len(f) / 30.0
+    ann[sid] = {'babel_sid': sid, 'frame_ann': {'labels': labels}}
+  (root / 'train.json').write_text(json.dumps(ann))
+  np.save(root / 'Mean.npy', np.zeros(215, np.float32))
+  np.save(root / 'Std.npy', np.ones(215, np.float32))
+  config = small_config(tmp_path, **{'input.dataset': 'babel', 'input.data_dir': str(root),
+                                     'input.fps': 30.0, 'input.max_frames': 150,
+                                     'input.max_segments': 4, 'input.min_length': 20,
+                                     'input.max_length': 150, 'input.window_frames': 150,
+                                     'input.batch_size': 2})
+  batch = first_batch(config)
+  assert batch['text_tokens'].shape == (2, 4, 12)
+  n_segments = [len(set(s[s >= 0])) for s in batch['segment_ids']]
+  assert max(n_segments) >= 2
+  for b in range(2):
+    seg = batch['segment_ids'][b]
+    valid = seg[seg >= 0]
+    assert np.all(np.diff(valid) >= 0)                        # contiguous, in order
+    assert np.all(batch['text_tokens'][b, :len(set(valid)), 0] > 0)
+    assert np.all(batch['text_tokens'][b, len(set(valid)):] == 0)
