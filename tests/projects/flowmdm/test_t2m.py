@@ -56,3 +56,32 @@ def test_matching_loss_decreases(tmp_path):
     first = first or {k: float(v) for k, v in aux.items()}
   assert float(aux['loss_autoencoder']) < 0.7 * first['loss_autoencoder']
   assert float(aux['loss_pos']) < first['loss_pos']
+
+
+def test_composition_metrics_of_real_motion_match_the_ground_truth(tmp_path):
+  from jaxvision.projects.flowmdm import data as fm_data  # pylint: disable=g-import-not-at-top
+  from jaxvision.projects.flowmdm import evaluators_t2m  # pylint: disable=g-import-not-at-top
+  config = _config(tmp_path)
+  train.train(config, str(tmp_path / 'ev'))
+  fm_input = ml_collections.ConfigDict(dict(config.input.to_dict(), window_frames=200,
+                                            max_segments=1))
+  records = fm_data.load_records(fm_input, 'test')
+  mean, std = fm_data._stats(fm_data.data_root(fm_input))  # pylint: disable=protected-access
+  gt = [r.motion * std + mean for r in records]
+  scorer = evaluators_t2m.T2MScorer(workdir=str(tmp_path / 'ev'), data_stats=(mean, std),
+                                    captions_tokens=t2m.caption_tokens(config.input, 'test'))
+  # "Compositions" that are the real motions back to back, with their own captions.
+  comps = [{'text': [records[i].texts[0], records[i + 1].texts[0]],
+            'lengths': [len(gt[i]), len(gt[i + 1])]} for i in range(0, len(records), 2)]
+  total = max(sum(c['lengths']) for c in comps)
+  feats = np.zeros((len(comps), total, 215), np.float32)
+  for k, i in enumerate(range(0, len(records), 2)):
+    both = np.concatenate([gt[i], gt[i + 1]])
+    feats[k, :len(both)] = both
+  got = evaluators_t2m.composition_metrics(scorer, feats, comps, gt, transition_length=10)
+  ref = evaluators_t2m.ground_truth_metrics(scorer, gt, [r.texts[0] for r in records])
+  assert abs(got['motion_fid']) < 1e-3                     # the same motions as the GT set
+  for k in (1, 2, 3):
+    assert got[f'motion_r_precision_top{k}'] == ref[f'gt_r_precision_top{k}']
+  assert got['motion_matching_score'] == ref['gt_matching_score']
+  assert np.isfinite(got['transition_fid']) and got['transition_diversity'] > 0
