@@ -154,3 +154,24 @@ def test_babel_windows_become_multi_segment_batches(tmp_path):
     assert np.all(np.diff(valid) >= 0)                        # contiguous, in order
     assert np.all(batch['text_tokens'][b, :len(set(valid)), 0] > 0)
     assert np.all(batch['text_tokens'][b, len(set(valid)):] == 0)
+
+
+def test_clip_text_encoder_path(tmp_path):
+  from jaxvision.nn import clip_tokenizer  # pylint: disable=g-import-not-at-top
+  try:
+    clip_tokenizer.openai_bpe_path()
+  except FileNotFoundError:
+    pytest.skip('the CLIP BPE file ships in the open-clip-torch wheel (not installed)')
+  config = small_config(tmp_path, **{'model.text_encoder.type': 'clip',
+                                     'model.text_encoder.clip.truncate_tokens': 20,
+                                     'model.text_dim': 512})
+  batch = first_batch(config)
+  assert batch['text_tokens'].shape == (8, 1, 77)
+  tokens = batch['text_tokens'][:, 0]
+  assert np.all(tokens[:, 22:] == 0) and np.all(tokens.max(-1) == 49407)   # [EOT], MDM's 22
+  model = flowmdm.make_model(config.model)
+  shapes = jax.eval_shape(lambda: flowmdm.init_params(model, jax.random.key(0), jax.tree.map(
+      jnp.asarray, batch)))
+  clip = nn.meta.unbox(shapes)['text_encoder']['clip']
+  assert clip['token_embedding'].shape == (49408, 512)
+  assert clip['text_projection'].shape == (512, 512)
