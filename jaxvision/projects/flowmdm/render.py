@@ -39,17 +39,20 @@ def render_gif(joints, chains, path: str, *, fps: float = 20.0,
   if not np.all(np.isfinite(joints)):
     raise ValueError('joints contain NaN or inf')
   fig = plt.figure(figsize=(4, 4))
+  fig.subplots_adjust(left=0, right=1, bottom=0, top=0.95)
   ax = fig.add_subplot(111, projection='3d')
   lo, hi = joints.min(axis=(0, 1)), joints.max(axis=(0, 1))
-  radius = 0.5 * max(hi[0] - lo[0], hi[2] - lo[2], hi[1] - lo[1], 1.0)
+  radius = 0.5 * max(hi[0] - lo[0], hi[2] - lo[2], 1.0) + 0.2
+  top = max(hi[1], 1.0) * 1.05
   mid = 0.5 * (lo + hi)
 
   def draw(t):
     ax.clear()
     ax.set_xlim(mid[0] - radius, mid[0] + radius)
     ax.set_ylim(mid[2] - radius, mid[2] + radius)
-    ax.set_zlim(0, 2 * radius)
+    ax.set_zlim(0, top)
     ax.set_axis_off()
+    ax.set_box_aspect((2 * radius, 2 * radius, top), zoom=1.3)
     ax.view_init(elev=15, azim=-70)
     x, y, z = joints[t, :, 0], joints[t, :, 2], joints[t, :, 1]   # plot y-up as z-up
     for i, chain in enumerate(chains):
