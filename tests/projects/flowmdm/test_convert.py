@@ -1,7 +1,6 @@
 """Upstream FlowMDM state_dict -> Flax: the converted model reproduces an independent numpy
 forward of upstream's architecture (model/FlowMDM.py + its x-transformers) to ~1e-5."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

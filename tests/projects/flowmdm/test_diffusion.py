@@ -36,7 +36,7 @@ def test_posterior_is_bayes_rule_of_the_two_gaussians():
   rng = np.random.default_rng(2)
   x0, xt = rng.normal(size=(2, 1, 1, 6))
   for t in (1, 10, 49):
-    ab, ab_prev, beta = d.alphas_cumprod[t], d.alphas_cumprod[t - 1], d.betas[t]
+    ab_prev, beta = d.alphas_cumprod[t - 1], d.betas[t]
     # q(x_{t-1}|x0) = N(sqrt(ab_prev) x0, 1 - ab_prev); q(x_t|x_{t-1}) = N(sqrt(1-beta) x, beta)
     prec = 1 / (1 - ab_prev) + (1 - beta) / beta
     var = 1 / prec

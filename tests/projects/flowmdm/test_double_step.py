@@ -1,6 +1,5 @@
 """optimizer.updates_per_step=2: upstream's two AdamW steps from one gradient."""
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
