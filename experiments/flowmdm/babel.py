@@ -10,9 +10,10 @@ Std.npy over them, and `clip_text_embeddings.npz` with every action label's froz
 ViT-B/32 embedding.  Upstream: 1.5M steps (released checkpoint 1.3M), batch 64, AdamW
 lr 1e-4, windows of consecutive segments of at most 200 frames with 45..250 frames in
 all, RPE horizon 100; samples with BPE switch step 125 and guidance 1.5; L_tr = 30.
-Babel has no test split: evaluation uses `val`.  (PJ / AUJ on Babel need SMPL-H forward
-kinematics for joint positions, which this library does not ship; the composition
-evaluator here decodes HumanML3D-style features only.)
+Babel has no test split: evaluation uses `val`.  PJ / AUJ decode the features to joints
+with SMPL-H forward kinematics (`jaxvision/data/smpl_features.py`), which needs the body's
+22 rest joints in `<data_dir>/smpl_rest_joints.npy` (from the licensed SMPL-H model).
+`jaxvision.data.smpl_features.amass_to_features` makes the 135-d features from AMASS.
 
 `:tiny` is the 2-step smoke test; where data_dir does not hold Babel it trains on the
 embedded DeepMimic mocap (one segment per example) with a small text encoder.
@@ -26,7 +27,8 @@ import ml_collections
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, tiny=False, data_dir='dataset/babel', steps=1_500_000, single_step=False)
+  arg = parse_arg(arg, tiny=False, data_dir='dataset/babel', compositions='', steps=1_500_000,
+                  single_step=False)
   c = ml_collections.ConfigDict()
   c.project = 'flowmdm'
   c.seed = 10
@@ -48,7 +50,13 @@ def get_config(arg=None):
   c.optimizer = dict(name='adamw', weight_decay=0.0, wd_mask=None,
                      updates_per_step=1 if arg.single_step else 2)
   c.schedule = dict(type='constant', base_lr=1e-4)
-  c.evals = {}
+  # PJ / AUJ on Babel decode the features through SMPL-H forward kinematics, which needs
+  # the body's 22 rest joints (from the licensed SMPL-H model) as <data_dir>/smpl_rest_joints.npy.
+  c.evals = dict(compose=dict(type='composition', split='val', compositions=arg.compositions,
+                              num_compositions=32, segments=32, batch_size=1,
+                              transition_length=30, gt_jerk=0.016383045, every=0,
+                              smpl_rest_joints=os.path.join(arg.data_dir,
+                                                            'smpl_rest_joints.npy')))
   c.checkpoint = dict(every=50_000, keep=5)
 
   if arg.tiny:
@@ -59,11 +67,12 @@ def get_config(arg=None):
                    text_dim=32)
     c.sampling.respacing = '4'
     c.checkpoint.every = 1
+    c.evals.compose.update(num_compositions=2, segments=3, batch_size=2)
     if not os.path.exists(os.path.join(arg.data_dir, 'motions')):
       c.input.update(dataset='deepmimic', data_dir='', max_frames=96, max_segments=1,
                      min_length=10, max_length=200, fps=20.0, text_embeddings='')
       c.model.update(input_dim=215, text_encoder=dict(type='small', width=16, depth=1,
                                                       max_tokens=12, vocab_size=256))
       c.evals = dict(compose=dict(type='composition', num_compositions=2, segments=3,
-                                  batch_size=2, transition_length=20))
+                                  batch_size=2, transition_length=20, split='test'))
   return with_defaults(c)

@@ -27,6 +27,7 @@ import numpy as np
 
 from jaxvision import config as config_lib
 from jaxvision.data import motion_representation as mr
+from jaxvision.data import smpl_features
 from jaxvision.metrics import jerk as jerk_lib
 from jaxvision.projects.flowmdm import data as data_lib
 from jaxvision.projects.flowmdm import diffusion as diffusion_lib
@@ -46,6 +47,7 @@ COMPOSITION_DEFAULTS = {
     'gt_jerk': 0.0,              # 0 = measured on ground-truth crops of the split
     'seed': 0,
     'save': True,                # <name>_compositions.npz in the workdir
+    'smpl_rest_joints': '',      # Babel: (22, 3) .npy of the SMPL-H body's rest joints
     # T2M metrics (evaluators_t2m.py): a flowmdm.t2m run or released finest.tar weights.
     't2m_workdir': '',
     't2m_checkpoint': '',
@@ -59,17 +61,34 @@ def denormalize(input_cfg, features):
   return features * std + mean
 
 
-def transition_jerk(features, lengths_list, transition_length, num_joints):
+def make_decoder(input_dim: int, smpl_rest_joints: str = ''):
+  """Denormalised features (..., T, F) -> joint positions (..., T, J, 3).
+
+  HumanML3D-style features decode with `recover_from_ric`; Babel's 135-d SMPL-H features
+  need the body's 22 rest joints (`smpl_rest_joints`, an .npy of shape (22, 3)).
+  """
+  if input_dim == smpl_features.FEATURE_DIM:
+    if not smpl_rest_joints:
+      raise config_lib.ConfigError(
+          'Babel features (135-d) decode to joints through SMPL-H forward kinematics: set '
+          "the composition evaluator's smpl_rest_joints to an .npy of the body's 22 rest joints")
+    rest = np.load(smpl_rest_joints)
+    return lambda f: smpl_features.recover_joints(np.asarray(f, np.float64), rest)
+  num_joints = mr.num_joints_from_dim(input_dim)
+  return lambda f: mr.recover_from_ric(np.asarray(f, np.float64), num_joints)
+
+
+def transition_jerk(features, lengths_list, transition_length, decode):
   """Jerk curve over all transition windows of denormalised compositions."""
   windows = []
   for feats, lengths in zip(features, lengths_list):
     windows.append(jerk_lib.transition_windows(feats[:sum(lengths)], lengths, transition_length))
   windows = np.concatenate(windows)
-  positions = mr.recover_from_ric(windows.astype(np.float64), num_joints)
+  positions = decode(windows)
   return jerk_lib.jerk_curve(positions, [transition_length] * len(windows))
 
 
-def ground_truth_jerk(records, input_cfg, transition_length, num_joints, seed):
+def ground_truth_jerk(records, input_cfg, transition_length, decode, seed):
   """Mean jerk of random GT crops of `transition_length` frames (the AUJ reference)."""
   rng = np.random.default_rng(seed)
   long_enough = [r for r in records if len(r.motion) >= transition_length]
@@ -81,7 +100,7 @@ def ground_truth_jerk(records, input_cfg, transition_length, num_joints, seed):
     start = rng.integers(0, len(rec.motion) - transition_length + 1)
     crops.append(rec.motion[start:start + transition_length])
   feats = denormalize(input_cfg, np.stack(crops))
-  positions = mr.recover_from_ric(feats.astype(np.float64), num_joints)
+  positions = decode(feats)
   return float(np.mean(jerk_lib.jerk_curve(positions, [transition_length] * len(crops))))
 
 
@@ -114,14 +133,14 @@ class CompositionEvaluator:
     run = ctx.config
     self.records = data_lib.load_records(run.input, cfg.split)
     self.featurizer = data_lib.Featurizer(run, self.records)
-    self.num_joints = mr.num_joints_from_dim(run.model.input_dim)
+    self.decode = make_decoder(run.model.input_dim, cfg.smpl_rest_joints)
     if cfg.compositions:
       self.compositions = read_compositions(cfg.compositions)
     else:
       self.compositions = draw_compositions(self.records, cfg.num_compositions, cfg.segments,
                                             cfg.seed)
     self.gt_jerk = float(cfg.gt_jerk) or ground_truth_jerk(
-        self.records, run.input, cfg.transition_length, self.num_joints, cfg.seed)
+        self.records, run.input, cfg.transition_length, self.decode, cfg.seed)
     base = diffusion_lib.make_diffusion(run.diffusion.steps, run.diffusion.schedule,
                                         run.diffusion.variance)
     self.diffusion = (diffusion_lib.respaced(base, run.sampling.respacing)
@@ -189,7 +208,7 @@ class CompositionEvaluator:
     gt = None
     for k, s in enumerate(dict.fromkeys(steps)):
       feats = self.compose(params, self.compositions, s, self.cfg.seed)
-      curve = transition_jerk(feats, lengths, self.cfg.transition_length, self.num_joints)
+      curve = transition_jerk(feats, lengths, self.cfg.transition_length, self.decode)
       suffix = '' if k == 0 else f'_s{s}'
       results[f'pj{suffix}'] = jerk_lib.peak_jerk(curve)
       results[f'auj{suffix}'] = jerk_lib.area_under_jerk(curve, self.gt_jerk)
