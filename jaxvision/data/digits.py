@@ -3,7 +3,8 @@
 1,797 images of 10 classes, 16 grey levels, read from the csv.gz inside the installed
 scikit-learn wheel (nothing is downloaded).  Split deterministically (a fixed
 permutation, seed 0) into train (1,257), val (180) and test (360); `train_full` is
-train + val.
+train + val.  `classes` keeps only some digit classes (e.g. '0-4'), their labels
+renumbered 0..K-1 in the order given (class-disjoint transfer experiments).
 """
 
 from __future__ import annotations
@@ -30,14 +31,44 @@ def _load() -> tuple[np.ndarray, np.ndarray]:
   return images[perm], labels[perm]
 
 
-def load(split: str) -> dict[str, np.ndarray]:
-  """{'image': float32 (N, 8, 8, 1) in [0, 1], 'label': int32 (N,)} for one split."""
+def parse_classes(classes) -> tuple[int, ...]:
+  """'' / None / () -> () (all classes); 'a-b' -> a..b; 'a+b+c' or ints -> that order."""
+  if not classes:
+    return ()
+  if isinstance(classes, str):
+    lo, dash, hi = classes.partition('-')
+    try:
+      out = (tuple(range(int(lo), int(hi) + 1)) if dash
+             else tuple(int(c) for c in classes.split('+')))
+    except ValueError:
+      raise ValueError(f"digits classes {classes!r}: use 'a-b' (a range) or 'a+b+c'") from None
+  else:
+    out = tuple(int(c) for c in classes)
+  if not out or len(set(out)) != len(out) or not all(0 <= c < NUM_CLASSES for c in out):
+    raise ValueError(f'digits classes {classes!r}: need distinct classes in 0..'
+                     f'{NUM_CLASSES - 1}, got {out}')
+  return out
+
+
+def load(split: str, classes=()) -> dict[str, np.ndarray]:
+  """{'image': float32 (N, 8, 8, 1) in [0, 1], 'label': int32 (N,)} for one split.
+
+  With `classes` (see `parse_classes`), only those digits, labelled by their position
+  in `classes`.
+  """
   if split not in SPLITS:
     raise ValueError(f'unknown digits split {split!r}; valid splits: {sorted(SPLITS)}')
   images, labels = _load()
   lo, hi = SPLITS[split]
-  return {'image': images[lo:hi], 'label': labels[lo:hi]}
+  images, labels = images[lo:hi], labels[lo:hi]
+  keep = parse_classes(classes)
+  if keep:
+    mask = np.isin(labels, keep)
+    remap = np.full(NUM_CLASSES, -1, np.int32)
+    remap[list(keep)] = np.arange(len(keep), dtype=np.int32)
+    images, labels = images[mask], remap[labels[mask]]
+  return {'image': images, 'label': labels}
 
 
-def source(split: str) -> ArraySource:
-  return ArraySource(load(split))
+def source(split: str, classes=()) -> ArraySource:
+  return ArraySource(load(split, classes))

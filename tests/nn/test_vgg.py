@@ -14,9 +14,11 @@ from jaxvision.nn import vgg
 
 
 def _random_params(seed=0):
-  model = vgg.VGG16()
-  return jax.tree_util.tree_map(np.asarray, model.init(jax.random.key(seed),
-                                                       jnp.zeros((1, 32, 32, 3)))['params'])
+  """Random numpy parameters of VGG16's shapes (no initialiser to compile)."""
+  shapes = jax.eval_shape(vgg.VGG16().init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  rng = np.random.default_rng(seed)
+  return jax.tree_util.tree_map(lambda s: rng.normal(0, 0.1, s.shape).astype(s.dtype),
+                                shapes['params'])
 
 
 def test_loader_roundtrip_and_first_layer_is_a_3x3_same_conv(tmp_path):
@@ -32,7 +34,7 @@ def test_loader_roundtrip_and_first_layer_is_a_3x3_same_conv(tmp_path):
   ref = np.stack([sum(scipy.signal.correlate2d(x[0, ..., i], k[..., i, o], mode='same')
                       for i in range(3)) + b[o] for o in range(k.shape[-1])], -1)
   np.testing.assert_allclose(out[0], np.maximum(ref, 0), atol=1e-4)
-  out = vgg.VGG16().apply({'params': loaded}, jnp.zeros((2, 32, 32, 3)))
+  out = jax.eval_shape(vgg.VGG16().apply, {'params': loaded}, jnp.zeros((2, 32, 32, 3)))
   assert out['block5_conv3'].shape == (2, 2, 2, 512) and out['pool4'].shape == (2, 2, 2, 512)
 
 

@@ -41,6 +41,7 @@ def default_config() -> ml_collections.ConfigDict:
           'data_dir': '',
           'image_key': 'image', 'label_key': 'label',
           'train_split': 'train',
+          'classes': '',   # digits only: e.g. '0-4' keeps those classes, labels 0..K-1
           'batch_size': config_lib.REQUIRED,   # global
           'image_size': config_lib.REQUIRED,   # (height, width)
           'channels': 3,

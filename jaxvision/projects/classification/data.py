@@ -20,8 +20,11 @@ from jaxvision.data.sources import TfdsSource
 
 
 def make_source(input_cfg, split: str):
+  classes = input_cfg.get('classes', '')
   if input_cfg.dataset == 'digits':
-    return digits.source(split)
+    return digits.source(split, classes)
+  if classes:
+    raise ValueError(f'input.classes={classes!r} is only supported for the digits dataset')
   if input_cfg.dataset == 'jaxvision_digits':
     from jaxvision.data import tfds_digits  # pylint: disable=g-import-not-at-top,unused-import
   return TfdsSource(input_cfg.dataset, split, input_cfg.data_dir or None,

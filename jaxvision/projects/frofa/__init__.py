@@ -45,6 +45,7 @@ def default_config() -> ml_collections.ConfigDict:
           'image_key': 'image', 'label_key': 'label',
           'num_classes': config_lib.REQUIRED,
           'train_split': 'train', 'val_split': 'val', 'test_split': 'test',
+          'classes': '',                    # digits only: e.g. '5-9' (labels 0..K-1)
           'train_pool_per_class': 0,        # 0 = cache the whole train split
           'max_eval_examples': 0,           # 0 = whole val/test splits
           'cache_dir': '', 'cache_root': '', 'cache_dtype': 'float32',

@@ -10,7 +10,8 @@ turns one dataset image into the backbone's input (numpy, host side), and the ji
   eval preprocessing; features are the patch tokens after the encoder's final
   LayerNorm (`out['encoded']`, class token excluded) on their h x w grid.  With
   `workdir=''` and `train_if_missing=True`, the digits ViT is trained into the cache
-  root first (`train_arg` is passed to that config file, e.g. 'steps=1200').
+  root first (`train_arg` is passed to that config file, e.g. 'steps=1200', or
+  'classes=0-4' for the transfer backbone; one cache folder per `train_arg`).
 * 'vit_npz': a public big_vision ViT checkpoint (`npz`, `variant`, e.g. 'L/16'),
   images resized to `image_size` and scaled to [-1, 1]; the same token grid.
 * 'vit_random': the same ViT with random weights (shape tests of paper configs only).
@@ -82,6 +83,13 @@ def train_digits_vit(workdir: str, train_arg: str = '') -> None:
   train.train(namespace['get_config'](train_arg or None), workdir)
 
 
+def digits_vit_dirname(train_arg: str) -> str:
+  """The cache folder of the digits ViT trained with `train_arg` ('' -> 'digits_vit',
+  'classes=0-4' -> 'digits_vit_classes_0-4')."""
+  suffix = ''.join(ch if ch.isalnum() or ch in '-.' else '_' for ch in train_arg)
+  return 'digits_vit' + (f'_{suffix}' if suffix else '')
+
+
 def _has_checkpoint(workdir: str) -> bool:
   ckpts = os.path.join(workdir, 'checkpoints')
   return os.path.isdir(ckpts) and any(d.isdigit() for d in os.listdir(ckpts))
@@ -93,8 +101,7 @@ def _vit_workdir(cfg, cache_root: str) -> Backbone:
   from jaxvision.projects.classification import data as cls_data  # pylint: disable=g-import-not-at-top
   workdir = cfg.workdir
   if not workdir:
-    workdir = os.path.join(cache_root, 'digits_vit' + (f'_{cfg.train_arg}' if cfg.train_arg
-                                                       else ''))
+    workdir = os.path.join(cache_root, digits_vit_dirname(cfg.train_arg))
     if not _has_checkpoint(workdir):
       if not cfg.train_if_missing:
         raise FileNotFoundError(f'no digits ViT checkpoint in {workdir} and '

@@ -10,7 +10,9 @@ Datasets: 'digits' (scikit-learn's real 8x8 digits, splits train / val / test) o
 tfds image dataset prepared under `data_dir`.  For large train splits,
 `train_pool_per_class` caches a class-balanced random pool (seed 0) that the k-shot draws
 come from (caching, e.g., all of ImageNet's 1.28M 16x16x1024 L/16 grids is neither
-needed nor possible); `max_eval_examples` caps the val / test splits.
+needed nor possible); `max_eval_examples` caps the val / test splits.  `classes` (digits
+only, e.g. '5-9') keeps some classes of every split, renumbered 0..K-1: the transfer
+setting where the backbone was pretrained on the other classes.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def _key(input_cfg) -> str:
                                      'train_split', 'val_split', 'test_split',
                                      'train_pool_per_class', 'max_eval_examples',
                                      'cache_dtype')}
+  if input_cfg.classes:   # only when set: caches of all classes keep their names
+    parts['classes'] = input_cfg.classes
   parts['backbone'] = input_cfg.backbone.to_dict()
   return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -55,7 +59,9 @@ def cache_dir(input_cfg) -> str:
 
 def _image_source(input_cfg, split):
   if input_cfg.dataset == 'digits':
-    return digits.source(split)
+    return digits.source(split, input_cfg.classes)
+  if input_cfg.classes:
+    raise ValueError(f'input.classes={input_cfg.classes!r} is only supported for digits')
   return TfdsSource(input_cfg.dataset, split, input_cfg.data_dir or None,
                     fields={'image': input_cfg.image_key, 'label': input_cfg.label_key})
 

@@ -89,11 +89,11 @@ def train_and_eval(exp, config, evals) -> dict[str, float]:
       state, metrics = exp.train_step(state, batch)
   if not bool(metrics['finite']):
     raise FloatingPointError(f'non-finite loss training {config.augment}')
-  return _evaluate(exp, state['params'], evals)
+  return _evaluate(_accuracy_fn(exp), state['params'], evals)
 
 
-def _evaluate(exp, params, evals):
-  acc = _accuracy_fn(exp)
+def _evaluate(acc, params, evals):
+  """{role: accuracy} with `acc = _accuracy_fn(exp)` (one compilation per experiment)."""
   return {role: float(acc(params, jnp.asarray(f), jnp.asarray(y)))
           for role, (f, y) in evals.items()}
 
@@ -166,13 +166,14 @@ def run_study(base, *, methods, shots_list, seeds, sweep, fast=True) -> dict[str
       t0 = time.time()
       exp = train_lib.build(_configure(base, method, setting, shots_list[0], seeds[0]))
       run = make_fast_trainer(exp, exp.config) if fast else None
+      acc = _accuracy_fn(exp)
       runs = {}
       for shots in shots_list:
         for seed in seeds:
           cfg = _configure(base, method, setting, shots, seed)
           if fast:
             params = run(seed, data.fewshot_train(cfg.input))
-            runs[(shots, seed)] = _evaluate(exp, params, evals)
+            runs[(shots, seed)] = _evaluate(acc, params, evals)
           else:
             runs[(shots, seed)] = train_and_eval(exp, cfg, evals)
       per_setting.append((setting, runs))

@@ -8,12 +8,23 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from frofa_test_utils import fast_jit
 from jaxvision.projects.frofa import augment
 from jaxvision.projects.frofa import mapping
 
 
 def _features(shape=(4, 4, 6), seed=0):
-  return jax.random.normal(jax.random.key(seed), shape) * 3.0 + 1.0
+  return jnp.asarray(np.random.default_rng(seed).normal(size=shape) * 3.0 + 1.0, jnp.float32)
+
+
+def _batch(policy, key, f, y=None):
+  """augment_batch in one compiled call (eagerly, every primitive compiles on its own)."""
+  return fast_jit(augment.augment_batch, static_argnums=0)(policy, key, f, y)
+
+
+def _stages(stages, key, f):
+  """apply_stage of each stage to the same map f, in one compiled call."""
+  return fast_jit(lambda k, f: [augment.apply_stage(s, k, f) for s in stages])(key, f)
 
 
 @pytest.mark.parametrize('variant', mapping.VARIANTS)
@@ -59,7 +70,7 @@ def test_per_channel_variants_draw_independently_per_channel(variant):
   f = _factor_probe(n, c)
   policy = augment.make_policy({'policy': 'sequence', 'stages': [
       {'op': 'brightness', 'variant': variant, 'magnitude': 0.5}]})
-  out, _ = jax.jit(lambda k, f: augment.augment_batch(policy, k, f))(jax.random.key(7), f)
+  out, _ = _batch(policy, jax.random.key(7), f)
   factors = np.asarray(out[:, 0, 2, :]) / 0.5          # (n, c): the drawn factor
   # Each draw is U[0.5, 1.5] ...
   assert scipy.stats.kstest(factors.ravel(), scipy.stats.uniform(0.5, 1.0).cdf).pvalue > 0.01
@@ -74,7 +85,7 @@ def test_default_variant_draws_one_parameter_per_map():
   f = _factor_probe(16, 8)
   policy = augment.make_policy({'policy': 'sequence', 'stages': [
       {'op': 'brightness', 'variant': 'default', 'magnitude': 0.5}]})
-  out, _ = augment.augment_batch(policy, jax.random.key(0), f)
+  out, _ = _batch(policy, jax.random.key(0), f)
   factors = np.asarray(out[:, 0, 2, :]) / 0.5
   np.testing.assert_allclose(factors, factors[:, :1].repeat(8, 1), atol=1e-5)
   assert np.std(factors[:, 0]) > 0.1
@@ -84,22 +95,21 @@ def test_c2_uses_per_channel_minmax():
   """Brightness c²: every channel is scaled about its own minimum."""
   f = jnp.stack([jnp.linspace(-2.0, 3.0, 16).reshape(4, 4),
                  jnp.linspace(10.0, 11.0, 16).reshape(4, 4)], -1)
-  stage = augment.make_stage({'op': 'brightness', 'variant': 'c2', 'magnitude': 0.0})
-  np.testing.assert_allclose(augment.apply_stage(stage, jax.random.key(0), f), f, atol=1e-5)
-  stage = augment.make_stage({'op': 'invert', 'variant': 'c2'})
-  out = augment.apply_stage(stage, jax.random.key(0), f)
+  same, inv_c2, inv = _stages([
+      augment.make_stage({'op': 'brightness', 'variant': 'c2', 'magnitude': 0.0}),
+      augment.make_stage({'op': 'invert', 'variant': 'c2'}),
+      augment.make_stage({'op': 'invert', 'variant': 'default'})], jax.random.key(0), f)
+  np.testing.assert_allclose(same, f, atol=1e-5)
   for i in range(2):  # per-channel invert: fmin + fmax - f
-    np.testing.assert_allclose(out[..., i], f[..., i].min() + f[..., i].max() - f[..., i],
+    np.testing.assert_allclose(inv_c2[..., i], f[..., i].min() + f[..., i].max() - f[..., i],
                                atol=1e-5)
-  stage = augment.make_stage({'op': 'invert', 'variant': 'default'})
-  out = augment.apply_stage(stage, jax.random.key(0), f)
-  np.testing.assert_allclose(out, float(f.min() + f.max()) - f, atol=1e-5)
+  np.testing.assert_allclose(inv, float(f.min() + f.max()) - f, atol=1e-5)
 
 
 def test_apply_probability_per_channel():
   f = _features((4, 4, 400))
   stage = augment.make_stage({'op': 'invert', 'variant': 'c', 'prob': 0.3})
-  out = np.asarray(augment.apply_stage(stage, jax.random.key(1), f))
+  out = np.asarray(_stages([stage], jax.random.key(1), f)[0])
   changed = np.any(np.abs(out - np.asarray(f)) > 1e-4, axis=(0, 1))
   assert 0.2 < changed.mean() < 0.4
 
@@ -108,11 +118,11 @@ def test_sequence_composes_stages():
   f = _features()
   policy = augment.make_policy({'policy': 'sequence', 'stages': [
       {'op': 'invert', 'variant': 'c2'}, {'op': 'invert', 'variant': 'c2'}]})
-  out, _ = augment.augment_batch(policy, jax.random.key(0), f[None])
-  np.testing.assert_allclose(out[0], f, atol=1e-5)      # invert twice
   bc2_pc = augment.make_policy({'policy': 'sequence', 'stages': [
       {'op': 'brightness', 'variant': 'c2'}, {'op': 'posterize', 'variant': 'c'}]})
-  out, _ = jax.jit(lambda k, f: augment.augment_batch(bc2_pc, k, f))(jax.random.key(0), f[None])
+  twice, out = fast_jit(lambda k, f: [augment.augment_batch(p, k, f)[0] for p in (
+      policy, bc2_pc)])(jax.random.key(0), f[None])
+  np.testing.assert_allclose(twice[0], f, atol=1e-5)      # invert twice
   assert out.shape == (1, 4, 4, 6) and not np.allclose(out, f[None])
 
 
@@ -120,17 +130,18 @@ def test_randaugment_and_trivialaugment_choose_among_stages():
   f = _features((4, 4, 3))
   batch = jnp.tile(f[None], (32, 1, 1, 1))
   inverted = float(f.min() + f.max()) - f
-  # randaugment of {invert}: num_ops=2 is the identity, num_ops=1 inverts.
-  for num_ops, expect in ((2, f), (1, inverted)):
-    policy = augment.make_policy({'policy': 'randaugment', 'num_ops': num_ops,
-                                  'stages': [{'op': 'invert', 'variant': 'default'}]})
-    out, _ = jax.jit(lambda k, b: augment.augment_batch(policy, k, b))(jax.random.key(0), batch)
-    np.testing.assert_allclose(out, jnp.broadcast_to(expect, out.shape), atol=1e-5)
-  # trivialaugment of {invert, brightness at magnitude 0}: each example is f or its inverse.
-  policy = augment.make_policy({'policy': 'trivialaugment', 'stages': [
+  policies = [augment.make_policy({'policy': 'randaugment', 'num_ops': num_ops,
+                                    'stages': [{'op': 'invert', 'variant': 'default'}]})
+              for num_ops in (2, 1)]
+  policies.append(augment.make_policy({'policy': 'trivialaugment', 'stages': [
       {'op': 'invert', 'variant': 'default'},
-      {'op': 'brightness', 'variant': 'c2', 'magnitude': 0.0}]})
-  out, _ = augment.augment_batch(policy, jax.random.key(0), batch)
+      {'op': 'brightness', 'variant': 'c2', 'magnitude': 0.0}]}))
+  *ra, out = fast_jit(lambda k, b: [augment.augment_batch(p, k, b)[0] for p in policies])(
+      jax.random.key(0), batch)
+  # randaugment of {invert}: num_ops=2 is the identity, num_ops=1 inverts.
+  for got, expect in zip(ra, (f, inverted)):
+    np.testing.assert_allclose(got, jnp.broadcast_to(expect, got.shape), atol=1e-5)
+  # trivialaugment of {invert, brightness at magnitude 0}: each example is f or its inverse.
   is_f = np.all(np.abs(np.asarray(out) - np.asarray(f)) < 1e-4, axis=(1, 2, 3))
   is_inv = np.all(np.abs(np.asarray(out) - np.asarray(inverted)) < 1e-4, axis=(1, 2, 3))
   assert np.all(is_f | is_inv) and is_f.any() and is_inv.any()
@@ -140,37 +151,40 @@ def test_trivialaugment_scales_the_magnitude():
   f = _factor_probe(256, 1)
   policy = augment.make_policy({'policy': 'trivialaugment', 'stages': [
       {'op': 'brightness', 'variant': 'default', 'magnitude': 0.8}]})
-  out, _ = augment.augment_batch(policy, jax.random.key(0), f)
+  out, _ = _batch(policy, jax.random.key(0), f)
   factors = np.asarray(out[:, 0, 2, 0]) / 0.5
   # factor = 1 + u * 0.8 * (2r - 1): within [0.2, 1.8], concentrated around 1.
   assert factors.min() >= 0.2 - 1e-5 and factors.max() <= 1.8 + 1e-5
   assert np.mean(np.abs(factors - 1) < 0.2) > 0.4
 
 
-@pytest.mark.parametrize('shift', [0, 1])
-def test_every_op_jits_vmaps_and_keeps_the_feature_range(shift):
-  """All ops in one jitted sequence (patch dropout last; variants cycle over the ops):
-  shapes compose, values stay within the map's [min, max] (each op maps [0, s] to [0, s])."""
-  ops = [o for o in sorted(augment.OPS) if o != 'patch_dropout'] + ['patch_dropout']
-  variants = mapping.VARIANTS[shift:] + mapping.VARIANTS[:shift]
-  stages = [{'op': o, 'variant': variants[i % 3]} for i, o in enumerate(ops)]
-  policy = augment.make_policy({'policy': 'sequence', 'stages': stages})
+def test_every_op_jits_vmaps_and_keeps_the_feature_range():
+  """Every op through the policy machinery, vmapped over a batch, in ONE compiled call of
+  two sequences: one parameter per map ('default') and one per channel ('c' / 'c2'
+  alternating), patch dropout last.  Shapes compose and values stay within the map's
+  [min, max] (each op maps [0, s] to [0, s])."""
+  ops = [o for o in sorted(augment.OPS) if o != 'patch_dropout']
+  sequences = ([{'op': o, 'variant': 'default'} for o in ops],
+               [{'op': o, 'variant': ('c', 'c2')[i % 2]} for i, o in enumerate(ops)])
+  policies = [augment.make_policy({'policy': 'sequence', 'stages': stages + [
+      {'op': 'patch_dropout', 'variant': stages[0]['variant']}]}) for stages in sequences]
   f = _features((3, 4, 4, 5))
-  out, _ = jax.jit(lambda k, f: augment.augment_batch(policy, k, f))(jax.random.key(2), f)
-  assert out.shape == (3, 8, 5) and bool(jnp.all(jnp.isfinite(out)))
+  run = fast_jit(lambda k, f: [augment.augment_batch(p, k, f)[0] for p in policies])
   lo, hi = float(f.min()), float(f.max())
-  assert lo - 1e-4 <= float(out.min()) and float(out.max()) <= hi + 1e-4
+  for out in run(jax.random.key(2), f):
+    assert out.shape == (3, 8, 5) and bool(jnp.all(jnp.isfinite(out)))
+    assert lo - 1e-4 <= float(out.min()) and float(out.max()) <= hi + 1e-4
 
 
 def test_mixup_through_the_policy_and_bad_configs():
   policy = augment.make_policy({'policy': 'none', 'mixup_alpha': 0.5})
   f = _features((4, 2, 2, 3))
-  y = jax.nn.one_hot(jnp.arange(4), 4)
-  out, ym = augment.augment_batch(policy, jax.random.key(0), f, y)
+  y = jnp.eye(4)
+  out, ym = _batch(policy, jax.random.key(0), f, y)
   np.testing.assert_allclose(ym.sum(-1), 1.0, rtol=1e-6)
   assert not np.allclose(out, f)
   with pytest.raises(ValueError, match='needs the'):
-    augment.augment_batch(policy, jax.random.key(0), f)
+    _batch(policy, jax.random.key(0), f)
   bad = [({'policy': 'sequence', 'stages': [{'op': 'brightnes'}]}, 'unknown FroFA op'),
          ({'policy': 'sequence', 'stages': [{'op': 'brightness', 'variant': 'e'}]}, 'variant'),
          ({'policy': 'sequence', 'stages': [{'op': 'patch_dropout'}, {'op': 'invert'}]},

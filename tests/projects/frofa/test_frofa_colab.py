@@ -1,4 +1,5 @@
-"""colabs/frofa.ipynb runs top to bottom in its tiny setting (every code cell, one namespace)."""
+"""colabs/frofa.ipynb runs top to bottom in its tiny setting (every code cell, one namespace),
+on the session's tiny transfer backbone and feature cache (conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tests import helpers
 matplotlib.use('Agg')
 
 
-def test_colab_runs(frofa_cache_root, monkeypatch):
+def test_colab_runs(frofa_cache_root, tiny_transfer_cache, monkeypatch):
   monkeypatch.setenv('JAXVISION_COLAB_TINY', '1')
   monkeypatch.setenv('JAXVISION_CACHE', frofa_cache_root)
   nb = nbformat.read(os.path.join(helpers.REPO, 'colabs', 'frofa.ipynb'), as_version=4)
@@ -22,6 +23,10 @@ def test_colab_runs(frofa_cache_root, monkeypatch):
   for cell in nb.cells:
     if cell.cell_type == 'code':
       exec(compile(cell.source, 'frofa.ipynb', 'exec'), namespace)  # pylint: disable=exec-used
+  assert namespace['config'].input.num_classes == 5
+  assert os.path.samefile(namespace['data'].cache_dir(namespace['config'].input),
+                          tiny_transfer_cache)
+  assert len(namespace['augmented']) == 8
   results = namespace['results']['methods']
   assert set(results) == {'none', 'brightness_c2', 'linear_probe'}
   assert 0.0 <= results['none'][1]['test']['mean'] <= 1.0

@@ -1,26 +1,21 @@
 """The FroFA project through the one binary: feature cache from a frozen (self-trained)
-digits ViT, few-shot sampling, FroFA in the train step, evaluators."""
+digits ViT, few-shot sampling, FroFA in the train step, evaluators; the transfer setting
+(backbone pretrained on digits 0-4, few-shot on 5-9) and its configuration."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 import pytest
 
 from jaxvision import train
+from jaxvision.data import digits
 from jaxvision.data import feature_cache
+from jaxvision.projects.frofa import backbones
 from jaxvision.projects.frofa import data
 from jaxvision.projects.frofa import fewshot
-from tests import helpers
-
-
-def _get_config(arg):
-  path = os.path.join(helpers.REPO, 'experiments', 'frofa', 'digits_fewshot.py')
-  namespace: dict = {}
-  with open(path) as f:
-    exec(compile(f.read(), path, 'exec'), namespace)  # pylint: disable=exec-used
-  return namespace['get_config'](arg)
 
 
 def test_fewshot_sampler_is_nested_balanced_and_seeded():
@@ -36,28 +31,65 @@ def test_fewshot_sampler_is_nested_balanced_and_seeded():
       {'mean': 0.6, 'std': 0.1, 'num_seeds': 2})
 
 
-def test_tiny_config_trains_on_cached_features(frofa_cache_root, tmp_path):
-  config = _get_config('tiny,shots=1,frofa=bc2_pc')
+def test_tiny_transfer_config_trains_on_cached_features(fewshot_config, frofa_cache_root,
+                                                        tiny_transfer_cache, tmp_path):
+  config = fewshot_config('tiny,backbone=vit_transfer,shots=1,frofa=bc2_pc')
   config.input.cache_root = frofa_cache_root
   config.total_steps = 3
   out = train.train(config, str(tmp_path / 'run'))
   assert sorted(out['train']) == [1, 2, 3]
+  # Only digits 5-9 are seen by the head and its evaluators, as labels 0-4.
+  labels = {s: digits.load(s)['label'] for s in ('train', 'val', 'test')}
+  counts = {s: int(np.sum(y >= 5)) for s, y in labels.items()}
   final = out['eval'][3]
-  assert 0.0 <= final['test/accuracy'] <= 1.0 and final['test/count'] == 360
-  assert final['val/count'] == 180 and 0.1 < final['linear_probe/accuracy'] <= 1.0
-  # The cache holds every digits split as (4, 4, 16) token grids of the tiny ViT.
+  assert 0.0 <= final['test/accuracy'] <= 1.0 and 0.2 < final['linear_probe/accuracy']
+  assert final['test/count'] == counts['test'] and final['val/count'] == counts['val']
   directory = data.cache_dir(config.input)
+  assert directory == tiny_transfer_cache
   meta = feature_cache.read_meta(directory)
   assert meta['feature_shape'] == [4, 4, 16]
-  assert {k: v['num_examples'] for k, v in meta['splits'].items()} == {
-      'train': 1257, 'val': 180, 'test': 360}
-  # The 1-shot training set: one example of each class from the cached train split.
+  assert {k: v['num_examples'] for k, v in meta['splits'].items()} == counts
+  cached = feature_cache.FeatureCacheSource(directory, 'test').arrays()['label']
+  np.testing.assert_array_equal(cached, labels['test'][labels['test'] >= 5] - 5)
+  # The 1-shot training set: one example of each of the 5 classes.
   train_set = data.fewshot_train(config.input)
-  np.testing.assert_array_equal(np.sort(train_set['label']), np.arange(10))
+  np.testing.assert_array_equal(np.sort(train_set['label']), np.arange(5))
+  # The backbone is the tiny digits ViT trained on classes 0-4 only (5-way head).
+  vit_dir = os.path.join(frofa_cache_root, 'digits_vit_tiny_classes_0-4')
+  assert meta['info']['workdir'] == vit_dir
+  with open(os.path.join(vit_dir, 'config.json')) as f:
+    vit_config = json.load(f)
+  assert vit_config['input']['classes'] == '0-4' and vit_config['model']['num_classes'] == 5
+
+
+def test_transfer_configs(fewshot_config):
+  transfer = fewshot_config('backbone=vit_transfer')
+  by_hand = fewshot_config('backbone=vit,pretrain_classes=0-4,classes=5-9')
+  assert transfer.input.to_dict() == by_hand.input.to_dict()
+  assert transfer.input.num_classes == transfer.model.num_classes == 5
+  assert transfer.input.classes == '5-9'
+  assert transfer.input.backbone.train_arg == 'classes=0-4'
+  full = fewshot_config('backbone=vit')
+  assert full.input.classes == '' and full.model.num_classes == 10
+  assert data.cache_dir(full.input) != data.cache_dir(transfer.input)
+  assert backbones.digits_vit_dirname('') == 'digits_vit'
+  assert backbones.digits_vit_dirname('classes=0-4') == 'digits_vit_classes_0-4'
+  assert backbones.digits_vit_dirname('tiny,classes=0-4') == 'digits_vit_tiny_classes_0-4'
+  with pytest.raises(ValueError, match='pretrain_classes needs a digits ViT'):
+    fewshot_config('backbone=vgg,pretrain_classes=0-4')
+  with pytest.raises(ValueError, match='backbone='):
+    fewshot_config('backbone=resnet')
+  with pytest.raises(ValueError, match='digits classes'):
+    fewshot_config('classes=3-12')
+  bad = fewshot_config('classes=5-9')
+  bad.input.dataset = 'imagenet2012'
+  with pytest.raises(ValueError, match='only supported for digits'):
+    data._image_source(bad.input, 'test')  # pylint: disable=protected-access
 
 
 def test_big_vision_npz_backbone_gives_the_vits_token_grid(tmp_path):
   """A big_vision-layout .npz (written here from a random ViT) -> (B, h, w, C) tokens."""
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
@@ -65,7 +97,12 @@ def test_big_vision_npz_backbone_gives_the_vits_token_grid(tmp_path):
   from jaxvision.nn import vit_checkpoint  # pylint: disable=g-import-not-at-top
   from jaxvision.projects.frofa import backbones  # pylint: disable=g-import-not-at-top
   model = vit.make_vit('Ti/16', num_classes=None, pool_type='none')
-  params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)['params']
+  shapes = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
+                          jnp.zeros((1, 32, 32, 3)))['params']
+  rng = np.random.default_rng(0)   # random parameters without compiling an initialiser
+  params = jax.tree_util.tree_map_with_path(
+      lambda p, s: (float(p[-1].key == 'scale') + rng.normal(0, 0.05, s.shape)).astype(s.dtype),
+      nn.meta.unbox(shapes))
   path = str(tmp_path / 'ti16.npz')
   vit_checkpoint.save_big_vision_npz(path, params)
   cfg = ml_collections.ConfigDict(dict(backbones.BACKBONE_DEFAULTS))
