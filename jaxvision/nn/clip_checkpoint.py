@@ -31,12 +31,12 @@ import re
 from typing import Any, Mapping, Optional, Union
 
 import flax.linen as nn
-from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxvision.nn import clip_text
+from jaxvision.nn import param_tree
 from jaxvision.nn.convert_torch_state_dict import read_state_dict
 
 Source = Union[str, os.PathLike, Mapping[str, Any]]
@@ -108,24 +108,11 @@ def clip_text_params(state_dict: Mapping[str, Any], config: Mapping[str, int],
   return params
 
 
-def _unbox(tree):
-  return jax.tree.map(lambda x: x.value if isinstance(x, nn.Partitioned) else x, tree,
-                      is_leaf=lambda x: isinstance(x, nn.Partitioned))
-
-
 def check_params(model: nn.Module, params: Mapping[str, Any], length: int = 8) -> None:
   """Raises ValueError naming every key/shape where params differ from model.init's."""
   abstract = jax.eval_shape(lambda: model.init(
       jax.random.key(0), jnp.zeros((1, length), jnp.int32)))['params']
-  want = {'/'.join(k): tuple(v.shape)
-          for k, v in traverse_util.flatten_dict(_unbox(abstract)).items()}
-  got = {'/'.join(k): tuple(np.shape(v)) for k, v in traverse_util.flatten_dict(params).items()}
-  problems = [f'missing {k}' for k in sorted(set(want) - set(got))]
-  problems += [f'unexpected {k}' for k in sorted(set(got) - set(want))]
-  problems += [f'{k}: {got[k]} vs model {want[k]}' for k in sorted(set(want) & set(got))
-               if want[k] != got[k]]
-  if problems:
-    raise ValueError('CLIP text params do not fit the model: ' + '; '.join(problems))
+  param_tree.check_shapes(abstract, params, 'CLIP text')
 
 
 def load_clip_text(source: Source, *, num_heads: Optional[int] = None, prefix: str = '',

@@ -27,12 +27,11 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, Union
 
-import flax.linen as nn
-from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxvision.nn import param_tree
 from jaxvision.nn import t2m_evaluator as te
 from jaxvision.nn.convert_torch_state_dict import read_state_dict
 
@@ -100,22 +99,9 @@ def evaluator_params(sd: Mapping[str, Any]) -> dict[str, Any]:
   }
 
 
-def _unbox(tree):
-  return jax.tree.map(lambda x: x.value if isinstance(x, nn.Partitioned) else x, tree,
-                      is_leaf=lambda x: isinstance(x, nn.Partitioned))
-
-
 def check_params(abstract: Mapping[str, Any], params: Mapping[str, Any], what: str) -> None:
   """Raises ValueError naming every key/shape where params differ from the model's."""
-  want = {'/'.join(k): tuple(v.shape)
-          for k, v in traverse_util.flatten_dict(_unbox(abstract)).items()}
-  got = {'/'.join(k): tuple(np.shape(v)) for k, v in traverse_util.flatten_dict(params).items()}
-  problems = [f'missing {k}' for k in sorted(set(want) - set(got))]
-  problems += [f'unexpected {k}' for k in sorted(set(got) - set(want))]
-  problems += [f'{k}: {got[k]} vs model {want[k]}' for k in sorted(set(want) & set(got))
-               if want[k] != got[k]]
-  if problems:
-    raise ValueError(f'{what} params do not fit the model: ' + '; '.join(problems))
+  param_tree.check_shapes(abstract, params, what)
 
 
 def load_t2m_evaluator(source: Source, *, unit_length: int = 4, num_contacts: int = 4,

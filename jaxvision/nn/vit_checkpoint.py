@@ -27,19 +27,13 @@ import os
 import re
 from typing import Any, BinaryIO, Iterable, Mapping, Union
 
-import flax.linen as nn
-import jax
 import numpy as np
 import scipy.ndimage
 
+from jaxvision.nn import param_tree
+
 PathOrFile = Union[str, os.PathLike, BinaryIO]
 _SCANNED = 'Transformer/encoderblock/'
-
-
-def _unbox(tree: Any) -> Any:
-  # Not nn.meta.unbox: that would apply sharding constraints under a global mesh.
-  return jax.tree.map(lambda x: x.value if isinstance(x, nn.Partitioned) else x, tree,
-                      is_leaf=lambda x: isinstance(x, nn.Partitioned))
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
@@ -193,7 +187,7 @@ def merge_params(loaded: Mapping[str, Any], init_params: Mapping[str, Any], *,
   come from elsewhere (e.g. a jaxvision run's checkpoint: `checkpoint.load_params`).
   """
   loaded = flatten(loaded) if any(isinstance(v, Mapping) for v in loaded.values()) else dict(loaded)
-  init_flat = flatten(_unbox(init_params))
+  init_flat = flatten(param_tree.unbox(init_params))
   ckpt = _fix_old_layouts({k: np.asarray(v) for k, v in loaded.items()})
   if any(k.startswith(_SCANNED) for k in init_flat):
     ckpt = pyloop_to_scan(scan_to_pyloop(ckpt))
@@ -243,7 +237,7 @@ def merge_params(loaded: Mapping[str, Any], init_params: Mapping[str, Any], *,
 
 def save_big_vision_npz(path: PathOrFile, params: Mapping[str, Any]) -> None:
   """Writes params (plain or boxed) as a big_vision `.npz` with '/'-joined keys."""
-  flat = {k: np.asarray(v) for k, v in flatten(_unbox(params)).items()}
+  flat = {k: np.asarray(v) for k, v in flatten(param_tree.unbox(params)).items()}
   if isinstance(path, (str, os.PathLike)):
     with open(path, 'wb') as f:  # np.savez would append '.npz' to other names.
       np.savez(f, **flat)
