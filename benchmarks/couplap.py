@@ -14,15 +14,14 @@ noisy: the JSON records the load average.
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
-import platform
 import resource
 import time
 
 from absl import app
 from absl import flags
+import report  # benchmarks/report.py (the script's folder is on sys.path)
 
 _POINTS = flags.DEFINE_integer('points', 13000, 'anomaly cloud size')
 _MAPS = flags.DEFINE_integer('maps', 200, 'anomaly coupled maps')
@@ -88,17 +87,12 @@ def _run(target, *args):
 
 def main(argv):
   del argv
-  result = {'benchmark': 'couplap', 'host': platform.node(), 'cpus': os.cpu_count(),
-            'load_average_before': os.getloadavg()}
+  result = {'benchmark': 'couplap', **report.machine()}
   result['anomaly'] = _run(_anomaly, _POINTS.value, _MAPS.value, _RES.value)
   if not _SKIP_BSE.value:
     result['bse'] = _run(_bse, _BSE_POINTS.value)
   result['load_average_after'] = os.getloadavg()
-  text = json.dumps(result, indent=1)
-  print(text)
-  if _OUT.value:
-    with open(_OUT.value, 'w') as fh:
-      fh.write(text)
+  report.emit(result, _OUT.value)
 
 
 if __name__ == '__main__':

@@ -16,13 +16,12 @@ r"""FlowMDM speed at paper size; prints one JSON object.
 
 from __future__ import annotations
 
-import json
-import platform
 import statistics
 import time
 
 from absl import app
 from absl import flags
+import report  # benchmarks/report.py (the script's folder is on sys.path)
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -130,18 +129,12 @@ def bench_sampling(segments: int, segment_frames: int, sample_steps: int) -> dic
 def main(argv):
   del argv
   result = {
-      'benchmark': 'flowmdm', 'backend': jax.default_backend(),
-      'device': jax.devices()[0].device_kind, 'num_devices': jax.device_count(),
-      'host': platform.node(),
+      'benchmark': 'flowmdm', **report.machine(),
       'train_step': bench_train(_BATCH.value, _FRAMES.value, _STEPS.value),
       'composition_sampling': bench_sampling(_SEGMENTS.value, _SEG_FRAMES.value,
                                              _SAMPLE_STEPS.value),
   }
-  text = json.dumps(result, indent=2)
-  print(text)
-  if _OUT.value:
-    with open(_OUT.value, 'w') as f:
-      f.write(text + '\n')
+  report.emit(result, _OUT.value)
 
 
 if __name__ == '__main__':

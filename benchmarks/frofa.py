@@ -13,13 +13,12 @@ values are random normal (throughput does not depend on them).  The augmentation
 
 from __future__ import annotations
 
-import json
-import platform
 import statistics
 import time
 
 from absl import app
 from absl import flags
+import report  # benchmarks/report.py (the script's folder is on sys.path)
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -94,15 +93,9 @@ def main(argv):
   if base:
     for r in results.values():
       r['overhead'] = r['median_step_s'] / base - 1.0
-  dev = jax.devices()[0]
-  out = {'device': f'{dev.platform}:{dev.device_kind}', 'num_devices': jax.device_count(),
-         'host': platform.processor() or platform.machine(), 'features': list(shape),
+  out = {'benchmark': 'frofa', **report.machine(), 'features': list(shape),
          'map_head': {'heads': _HEADS.value, 'mlp_dim': _MLP.value}, 'presets': results}
-  text = json.dumps(out, indent=2)
-  print(text)
-  if _OUT.value:
-    with open(_OUT.value, 'w') as f:
-      f.write(text + '\n')
+  report.emit(out, _OUT.value)
 
 
 if __name__ == '__main__':

@@ -12,15 +12,13 @@ pipeline, reused every step, so input time is excluded.
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import resource
 import statistics
 import time
 
 from absl import app
 from absl import flags
+import report  # benchmarks/report.py (the script's folder is on sys.path)
 import jax
 import jax.numpy as jnp
 from ml_collections import config_flags
@@ -87,12 +85,9 @@ def benchmark(config, steps: int) -> dict:
   dtype = cfg.model.get('dtype_mm', 'float32') if 'model' in cfg else 'float32'
   peak = measure_matmul_peak(dtype)
   mem, mem_kind = peak_memory_bytes()
-  dev = jax.devices()[0]
   return {
       'config_project': cfg.project,
-      'device': f'{dev.platform}:{dev.device_kind}',
-      'num_devices': jax.device_count(),
-      'host': platform.processor() or platform.machine(),
+      **report.machine(),
       'global_batch_size': exp.batch_size,
       'num_params': int(sum(np.prod(x.shape) for x in jax.tree.leaves(state['params']))),
       'compile_s': compile_s,
@@ -107,20 +102,13 @@ def benchmark(config, steps: int) -> dict:
       'peak_memory_bytes': mem,
       'peak_memory_kind': mem_kind,
       'loss_after': float(metrics['loss']),
-      # Other processes on the machine inflate CPU timings: recorded for context.
-      'host_load_average_1min': os.getloadavg()[0],
-      'host_cpu_count': os.cpu_count(),
   }
 
 
 def main(argv):
   del argv
   result = benchmark(_CONFIG.value, _STEPS.value)
-  text = json.dumps(result, indent=2)
-  print(text)
-  if _OUT.value:
-    with open(_OUT.value, 'w') as f:
-      f.write(text + '\n')
+  report.emit(result, _OUT.value)
 
 
 if __name__ == '__main__':
