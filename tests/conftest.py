@@ -3,7 +3,9 @@
 The suite is dominated by XLA compilation of small programs, so two settings trade
 generated-code speed for compile time (tests check values, not speed; benchmarks/ does
 not use them):
-- LLVM optimisation level 0 for the CPU backend (`--xla_backend_optimization_level=0`);
+- LLVM optimisation level 0 for the CPU backend (`--xla_backend_optimization_level=0`)
+  and XLA:CPU's classic fusion path instead of its fusion emitters, which compile slower
+  (`--xla_cpu_use_fusion_emitters=false`);
 - a persistent compilation cache shared by the whole session and by the binaries the
   tests start as subprocesses (the same train step is compiled again by every resumed
   run). Set JAXVISION_TEST_FULL_OPT=1 to test with the default optimisation level.
@@ -27,7 +29,7 @@ def _scratch(prefix: str) -> str:
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 _flags = [os.environ.get('XLA_FLAGS', ''), '--xla_force_host_platform_device_count=8']
 if not os.environ.get('JAXVISION_TEST_FULL_OPT'):
-  _flags.append('--xla_backend_optimization_level=0')
+  _flags += ['--xla_backend_optimization_level=0', '--xla_cpu_use_fusion_emitters=false']
 os.environ['XLA_FLAGS'] = ' '.join(f for f in _flags if f)
 if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
   os.environ['JAX_COMPILATION_CACHE_DIR'] = _scratch('jaxvision_test_xla_cache_')

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from frofa_test_utils import fast_jit
 from jaxvision.projects.frofa import augment
 from jaxvision.projects.frofa import mapping
 
@@ -19,12 +18,12 @@ def _features(shape=(4, 4, 6), seed=0):
 
 def _batch(policy, key, f, y=None):
   """augment_batch in one compiled call (eagerly, every primitive compiles on its own)."""
-  return fast_jit(augment.augment_batch, static_argnums=0)(policy, key, f, y)
+  return jax.jit(augment.augment_batch, static_argnums=0)(policy, key, f, y)
 
 
 def _stages(stages, key, f):
   """apply_stage of each stage to the same map f, in one compiled call."""
-  return fast_jit(lambda k, f: [augment.apply_stage(s, k, f) for s in stages])(key, f)
+  return jax.jit(lambda k, f: [augment.apply_stage(s, k, f) for s in stages])(key, f)
 
 
 @pytest.mark.parametrize('variant', mapping.VARIANTS)
@@ -120,7 +119,7 @@ def test_sequence_composes_stages():
       {'op': 'invert', 'variant': 'c2'}, {'op': 'invert', 'variant': 'c2'}]})
   bc2_pc = augment.make_policy({'policy': 'sequence', 'stages': [
       {'op': 'brightness', 'variant': 'c2'}, {'op': 'posterize', 'variant': 'c'}]})
-  twice, out = fast_jit(lambda k, f: [augment.augment_batch(p, k, f)[0] for p in (
+  twice, out = jax.jit(lambda k, f: [augment.augment_batch(p, k, f)[0] for p in (
       policy, bc2_pc)])(jax.random.key(0), f[None])
   np.testing.assert_allclose(twice[0], f, atol=1e-5)      # invert twice
   assert out.shape == (1, 4, 4, 6) and not np.allclose(out, f[None])
@@ -136,7 +135,7 @@ def test_randaugment_and_trivialaugment_choose_among_stages():
   policies.append(augment.make_policy({'policy': 'trivialaugment', 'stages': [
       {'op': 'invert', 'variant': 'default'},
       {'op': 'brightness', 'variant': 'c2', 'magnitude': 0.0}]}))
-  *ra, out = fast_jit(lambda k, b: [augment.augment_batch(p, k, b)[0] for p in policies])(
+  *ra, out = jax.jit(lambda k, b: [augment.augment_batch(p, k, b)[0] for p in policies])(
       jax.random.key(0), batch)
   # randaugment of {invert}: num_ops=2 is the identity, num_ops=1 inverts.
   for got, expect in zip(ra, (f, inverted)):
@@ -169,7 +168,7 @@ def test_every_op_jits_vmaps_and_keeps_the_feature_range():
   policies = [augment.make_policy({'policy': 'sequence', 'stages': stages + [
       {'op': 'patch_dropout', 'variant': stages[0]['variant']}]}) for stages in sequences]
   f = _features((3, 4, 4, 5))
-  run = fast_jit(lambda k, f: [augment.augment_batch(p, k, f)[0] for p in policies])
+  run = jax.jit(lambda k, f: [augment.augment_batch(p, k, f)[0] for p in policies])
   lo, hi = float(f.min()), float(f.max())
   for out in run(jax.random.key(2), f):
     assert out.shape == (3, 8, 5) and bool(jnp.all(jnp.isfinite(out)))

@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from frofa_test_utils import fast_jit
 from jaxvision.metrics import linear_probe
 from jaxvision.projects.frofa import model as model_lib
 
@@ -64,14 +63,14 @@ def test_map_classifier_matches_big_vision_layout_and_output():
   tokens = feats.reshape(3, 16, 32)
   ours = model_lib.MAPClassifier(num_classes=7, num_heads=4)
   theirs = _BigVisionHead(num_classes=7, num_heads=4)
-  ref_params = fast_jit(theirs.init)(jax.random.key(1), tokens)['params']
-  our_params = nn.meta.unbox(fast_jit(ours.init)(jax.random.key(2), feats)['params'])
+  ref_params = jax.jit(theirs.init)(jax.random.key(1), tokens)['params']
+  our_params = nn.meta.unbox(jax.jit(ours.init)(jax.random.key(2), feats)['params'])
   assert _shapes(our_params) == _shapes(ref_params)
   # Our head on big_vision's parameters computes big_vision's function (grid or tokens);
   # with the zero-initialised classifier (big_vision's head_zeroinit) it outputs 0.
   ref_params = jax.tree_util.tree_map(lambda a: a + 0.05, ref_params)   # non-zero head
-  expect = fast_jit(theirs.apply)({'params': ref_params}, tokens)
-  on_grid, on_tokens, at_init = fast_jit(lambda p, q: (
+  expect = jax.jit(theirs.apply)({'params': ref_params}, tokens)
+  on_grid, on_tokens, at_init = jax.jit(lambda p, q: (
       ours.apply({'params': p}, feats), ours.apply({'params': p}, tokens),
       ours.apply({'params': q}, feats)))(ref_params, our_params)
   np.testing.assert_allclose(on_grid, expect, atol=1e-5)
@@ -82,10 +81,10 @@ def test_map_classifier_matches_big_vision_layout_and_output():
 def test_gap_pool_and_bad_inputs():
   m = model_lib.MAPClassifier(num_classes=3, pool='gap', head_zeroinit=False)
   feats = jax.random.normal(jax.random.key(0), (2, 4, 4, 8))
-  params = fast_jit(m.init)(jax.random.key(1), feats)['params']
+  params = jax.jit(m.init)(jax.random.key(1), feats)['params']
   assert set(params) == {'head'}
   w = jax.tree_util.tree_map(np.asarray, nn.meta.unbox(params)['head'])
-  np.testing.assert_allclose(fast_jit(m.apply)({'params': params}, feats),
+  np.testing.assert_allclose(jax.jit(m.apply)({'params': params}, feats),
                              np.asarray(feats).mean((1, 2)) @ w['kernel'] + w['bias'],
                              atol=1e-5)
   with pytest.raises(ValueError, match='expected features'):

@@ -18,7 +18,6 @@ from PIL import Image
 from PIL import ImageOps
 import pytest
 
-from frofa_test_utils import fast_jit
 import frofa_numpy_reference as ref
 from jaxvision.projects.frofa import ops_other
 from jaxvision.projects.frofa import ops_pointwise as pw
@@ -37,7 +36,7 @@ def _grid(h=6, w=7, c=3, seed=0):
 
 def _run(fn, img, *args, scale=255.0, **kw):
   x = jnp.asarray(img, jnp.float32) * (scale / 255.0)
-  return np.asarray(fast_jit(lambda x: fn(x, *args, scale=scale, **kw))(x)) * (255.0 / scale)
+  return np.asarray(jax.jit(lambda x: fn(x, *args, scale=scale, **kw))(x)) * (255.0 / scale)
 
 
 @pytest.mark.parametrize('factor', [0.0, 0.3, 1.0, 1.7])
@@ -134,7 +133,7 @@ def test_autocontrast_matches_definition_and_pil():
 
 def _geo(fn, img, *args, fill=128.0):
   x = jnp.asarray(img, jnp.float32)
-  return np.asarray(fast_jit(lambda x: fn(x, *args, fill=fill))(x))
+  return np.asarray(jax.jit(lambda x: fn(x, *args, fill=fill))(x))
 
 
 @pytest.mark.parametrize('degrees', [-37.0, 12.5, 30.0, 133.0])
@@ -233,7 +232,7 @@ def test_jpeg_is_close_to_libjpeg_through_pil():
 def test_mixup_mixes_neighbours_with_one_weight():
   x = jax.random.normal(jax.random.key(0), (6, 2, 2, 3))
   y = jax.nn.one_hot(jnp.arange(6) % 4, 4)
-  mixup = fast_jit(ops_other.mixup, static_argnums=3, static_argnames='per_example')
+  mixup = jax.jit(ops_other.mixup, static_argnums=3, static_argnames='per_example')
   mx, my = mixup(jax.random.key(1), x, y, 0.4)
   p = float(my[0, 0])                       # label 0 of example 0 keeps weight p
   assert 0.5 <= p <= 1.0
