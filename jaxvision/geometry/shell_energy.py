@@ -102,6 +102,9 @@ def shell_energy_terms(verts_def, verts_rest, faces) -> dict[str, float]:
     return {'membrane': float(mem), 'bending': float(bend)}
 
 
+CHUNK = 2048   # elements per jitted call: one compilation serves every mesh size
+
+
 @jax.jit
 def _face_hessians(x_rest):
   return jax.vmap(jax.hessian(membrane_face))(x_rest, x_rest)
@@ -110,6 +113,15 @@ def _face_hessians(x_rest):
 @jax.jit
 def _hinge_hessians(x_rest):
   return jax.vmap(jax.hessian(bending_hinge))(x_rest, x_rest)
+
+
+def _chunked(fn, x):
+  """fn over fixed-size chunks of x (padded by repeating the first element)."""
+  e = x.shape[0]
+  pad = (-e) % CHUNK
+  xp = np.concatenate([x, np.broadcast_to(x[:1], (pad,) + x.shape[1:])]) if pad else x
+  out = [np.asarray(fn(jnp.asarray(xp[s:s + CHUNK]))) for s in range(0, len(xp), CHUNK)]
+  return np.concatenate(out)[:e]
 
 
 def _scatter(blocks, elements, n):
@@ -134,10 +146,10 @@ def shell_hessian(verts, faces, bending_weight: float = 1e-2) -> sp.csr_matrix:
     raise ValueError(f'{int(np.sum(degenerate))} face(s) of the shell mesh have zero area: '
                      'the membrane energy (log det G) is undefined there')
   with jax.enable_x64():
-    hf = _face_hessians(jnp.asarray(v[f]))
+    hf = _chunked(_face_hessians, v[f])
     parts = [_scatter(hf, f, n)]
     if len(hinges) and bending_weight > 0:
-      hb = _hinge_hessians(jnp.asarray(v[hinges]))
+      hb = _chunked(_hinge_hessians, v[hinges])
       r, c, d = _scatter(hb, hinges, n)
       parts.append((r, c, bending_weight * d))
   rows = np.concatenate([p[0] for p in parts])
