@@ -80,3 +80,15 @@ def grid(nx: int = 5, ny: int = 5, size: float = 1.0) -> tuple[np.ndarray, np.nd
   f = np.concatenate([np.stack([p, q, r], -1).reshape(-1, 3),
                       np.stack([p, r, s], -1).reshape(-1, 3)])
   return v, f
+
+
+def bumpy_sphere(subdivisions: int = 2) -> tuple[np.ndarray, np.ndarray]:
+  """An icosphere deformed by a smooth radial field without symmetries.
+
+  Its Laplace–Beltrami and elastic spectra are simple (no repeated eigenvalues), so
+  eigenfunctions are defined up to sign, unlike on the round sphere.
+  """
+  v, f = icosphere(subdivisions)
+  x, y, z = v.T
+  r = 1 + 0.2 * np.sin(2 * x + 0.3) + 0.15 * np.cos(3 * y - 1) + 0.1 * x * z
+  return v * r[:, None], f
