@@ -24,10 +24,12 @@ Hybrid Functional Maps (Bastian et al., CVPR 2024), Sec. 3 and upstream
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+from scipy.sparse import csgraph
 from scipy.sparse import linalg as spla
 
 from jaxvision.geometry import mesh_operators
@@ -89,8 +91,16 @@ def elastic_basis(verts, faces, k: int = 200, bending_weight: float = 1e-2, *,
   if not 1 <= k <= 3 * n - NUM_RIGID_MODES - 1:
     raise ValueError(f'k={k} elastic modes: need 1 <= k <= 3n - 7 = {3 * n - 7} for a '
                      f'{n}-vertex mesh')
-  hess = shell_energy.shell_hessian(v, f, bending_weight)
   mass = mesh_operators.voronoi_mass(v, f)
+  if np.any(mass <= 0):
+    raise ValueError(f'{int(np.sum(mass <= 0))} vertex/vertices belong to no face (zero mass); '
+                     'remove unreferenced vertices before computing the elastic basis')
+  n_comp, _ = csgraph.connected_components(mesh_operators.edge_lengths_graph(v, f),
+                                           directed=False)
+  if n_comp > 1:
+    warnings.warn(f'the mesh has {n_comp} connected components: its shell Hessian has '
+                  f'{6 * n_comp} rigid modes, but only {NUM_RIGID_MODES} are dropped (as upstream)')
+  hess = shell_energy.shell_hessian(v, f, bending_weight)
   vals, vecs = generalized_eigenpairs(hess, np.tile(mass, 3), k + NUM_RIGID_MODES, eps=eps,
                                       dense_max_dofs=dense_max_dofs)
   vals, vecs = vals[NUM_RIGID_MODES:], vecs[:, NUM_RIGID_MODES:]

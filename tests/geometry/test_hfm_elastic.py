@@ -93,3 +93,7 @@ def test_bad_input():
     elastic.elastic_basis(v, f, k=40)
   with pytest.raises(ValueError, match='bending_weight'):
     elastic.elastic_basis(v, f, k=3, bending_weight=-1.0)
+  with pytest.raises(ValueError, match='belong to no face'):
+    elastic.elastic_basis(np.concatenate([v, [[5.0, 5.0, 5.0]]]), f, k=3)
+  with pytest.warns(UserWarning, match='2 connected components'):
+    elastic.elastic_basis(np.concatenate([v, v + 3.0]), np.concatenate([f, f + 12]), k=3)
