@@ -21,6 +21,7 @@ dict of str -> int (rows within the data array).  Bad files are refused with a
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import struct
@@ -29,6 +30,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from jaxvision.data.errors import DataFileError
+from jaxvision.data.errors import check_array
 from jaxvision.data.errors import read_npy
 
 MINILM_TABLE = 'embeddings.word_embeddings.weight'
@@ -95,20 +97,45 @@ def minilm_dir() -> str:
 
 
 def read_safetensors_tensor(path: str, name: str) -> np.ndarray:
-  """One float tensor from a .safetensors file (header size, JSON header, raw bytes)."""
+  """One float tensor from a .safetensors file (header size, JSON header, raw bytes).
+
+  The header size, the tensor's byte range and its shape are checked against the file
+  size before anything is allocated; NaN/Inf values are refused.
+  """
+  size = os.path.getsize(path)
   with open(path, 'rb') as f:
-    (n,) = struct.unpack('<Q', f.read(8))
-    header = json.loads(f.read(n))
+    head = f.read(8)
+    if len(head) < 8:
+      raise DataFileError(path, f'too short for a safetensors header ({size} bytes)')
+    (n,) = struct.unpack('<Q', head)
+    if n > size - 8:
+      raise DataFileError(path, f'the header claims {n} bytes, the file has {size - 8} left')
+    try:
+      header = json.loads(f.read(n))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+      raise DataFileError(path, f'safetensors header is not valid JSON ({e})') from None
+    if not isinstance(header, dict):
+      raise DataFileError(path, 'safetensors header is not a JSON object')
     if name not in header:
       raise KeyError(f'{path} has no tensor {name!r}')
     info = header[name]
     dtypes = {'F32': np.float32, 'F16': np.float16, 'F64': np.float64}
-    if info['dtype'] not in dtypes:
-      raise ValueError(f'{path}: {name} has unsupported dtype {info["dtype"]}')
-    start, end = info['data_offsets']
+    try:
+      dtype = np.dtype(dtypes[info['dtype']])
+      start, end = (int(x) for x in info['data_offsets'])
+      shape = tuple(int(x) for x in info['shape'])
+    except (KeyError, TypeError, ValueError):
+      raise DataFileError(path, f'{name}: needs a dtype in {sorted(dtypes)}, data_offsets and '
+                          f'shape, got {str(info)[:200]}') from None
+    if not 0 <= start <= end <= size - 8 - n or min(shape, default=1) < 0:
+      raise DataFileError(path, f'{name}: byte range [{start}, {end}) or shape {shape} is '
+                          f'outside the file ({size - 8 - n} data bytes)')
+    if math.prod(shape) * dtype.itemsize != end - start:
+      raise DataFileError(path, f'{name}: shape {shape} {dtype} does not fill {end - start} bytes')
     f.seek(8 + n + start)
     raw = f.read(end - start)
-  return np.frombuffer(raw, dtypes[info['dtype']]).reshape(info['shape']).astype(np.float32)
+  tensor = np.frombuffer(raw, dtype).reshape(shape)
+  return check_array(tensor, path, name).astype(np.float32)
 
 
 def wordpiece(word: str, vocab: Mapping[str, int]) -> list[int]:

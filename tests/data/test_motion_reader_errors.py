@@ -31,7 +31,8 @@ def test_non_finite_statistics_are_refused(tmp_path, which, value):
     humanml3d.read_stats(str(tmp_path))
 
 
-@pytest.mark.parametrize('content', [b'', b'\x93NUMPY', None], ids=['empty', 'magic_only', 'truncated'])
+@pytest.mark.parametrize('content', [b'', b'\x93NUMPY', None],
+                         ids=['empty', 'magic_only', 'truncated'])
 def test_empty_or_truncated_statistics_are_refused(tmp_path, content):
   _stats(tmp_path, np.zeros(D), np.ones(D))
   path = tmp_path / 'Std.npy'
