@@ -79,7 +79,8 @@ def _header(fh, path: Any, where: str) -> tuple[tuple[int, ...], bool, np.dtype,
       shape, fortran, dtype = fmt.read_array_header_2_0(fh)
     else:
       raise ValueError(f'unknown .npy format version {version}')
-  except (ValueError, EOFError, OSError, SyntaxError, TypeError) as e:
+  except Exception as e:  # pylint: disable=broad-except  # numpy's header parser raises
+    # ValueError, EOFError, SyntaxError, tokenize.TokenError, ... on damaged headers.
     raise DataFileError(path, f'{where}not a readable .npy array (empty, truncated or '
                         f'corrupt header: {e})') from None
   if dtype.hasobject:

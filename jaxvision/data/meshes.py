@@ -80,8 +80,11 @@ def _check_mesh(vertices, polys, path, degenerate: str = 'drop'):
     raise DataFileError(path, 'the mesh has no vertices')
   if v.ndim != 2 or v.shape[1] != 3:
     raise DataFileError(path, f'vertices must be (n, 3), got {v.shape}')
-  flat = (polys.ravel() if isinstance(polys, np.ndarray)
-          else np.fromiter((i for p in polys for i in p), np.int64))
+  try:
+    flat = (polys.ravel() if isinstance(polys, np.ndarray)
+            else np.fromiter((i for p in polys for i in p), np.int64))
+  except OverflowError:
+    raise DataFileError(path, 'a face index does not fit in 64 bits') from None
   if flat.size and (flat.min() < 0 or flat.max() >= len(v)):
     bad = flat[(flat < 0) | (flat >= len(v))][0]
     raise DataFileError(path, f'a face refers to vertex {bad}, outside 0..{len(v) - 1}')

@@ -146,8 +146,11 @@ def _read_binary(path, body: bytes, elements, end: str):
   pos, out = 0, {}
   for el in elements:
     props, n = el['props'], el['count']
+    if not props:
+      out[el['name']] = {}
+      continue
     scalar = np.dtype([(f'p{i}', end + (p[1] if p[1] != 'list' else p[2]))
-                       for i, p in enumerate(props)]) if props else np.dtype([])
+                       for i, p in enumerate(props)])
     if n * scalar.itemsize > len(body) - pos:   # a row is at least its scalars/list counts
       raise DataFileError(path, f'truncated binary PLY: element {el["name"]!r} declares {n} '
                           f'rows of >= {scalar.itemsize} bytes, {len(body) - pos} bytes remain')
@@ -159,8 +162,8 @@ def _read_binary(path, body: bytes, elements, end: str):
     if len(props) == 1 and n:                # the usual face element: try fixed-size lists
       cdt, idt = np.dtype(end + props[0][2]), np.dtype(end + props[0][3])
       k = int(np.frombuffer(body, cdt, 1, pos)[0])
-      rec = np.dtype([('n', cdt), ('i', idt, (k,))])
-      if pos + rec.itemsize * n <= len(body):
+      if 0 <= k and pos + (cdt.itemsize + k * idt.itemsize) * n <= len(body):
+        rec = np.dtype([('n', cdt), ('i', idt, (k,))])
         arr = np.frombuffer(body, rec, n, pos)
         if np.all(arr['n'] == k):
           pos += rec.itemsize * n
