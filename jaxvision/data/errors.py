@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 REAL_KINDS = 'biuf'   # bool, signed / unsigned int, float: what numeric readers accept
+_MAX_RATIO = 1100     # deflate's maximal expansion is about 1032:1
 
 
 class DataFileError(ValueError):
@@ -117,15 +118,22 @@ def read_npz(path: Any, *, check: Callable[[str, np.ndarray], Any] | None = None
   if _is_path(path):
     require_file(path, '.npz file')
   name = path if _is_path(path) else getattr(path, 'name', '<file object>')
+  archive_size = os.path.getsize(path) if _is_path(path) else None
   try:
     zf = zipfile.ZipFile(path)
-  except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+  except Exception as e:  # pylint: disable=broad-except  # zipfile raises many types
     raise DataFileError(name, f'not a readable .npz (zip) archive ({e})') from None
   out = {}
   with zf:
     for info in zf.infolist():
       key = info.filename[:-4] if info.filename.endswith('.npy') else info.filename
       where = f'member {key!r}: '
+      # Deflate expands at most ~1032x: a larger claimed size is a corrupt directory, and
+      # would otherwise size the allocation below.
+      if (info.file_size > _MAX_RATIO * info.compress_size + 1024
+          or (archive_size is not None and info.compress_size > archive_size)):
+        raise DataFileError(name, f'{where}claims {info.file_size} bytes from '
+                            f'{info.compress_size} compressed bytes (corrupt archive)')
       try:
         with zf.open(info) as fh:
           shape, fortran, dtype, nbytes = _header(fh, name, where)
@@ -135,11 +143,11 @@ def read_npz(path: Any, *, check: Callable[[str, np.ndarray], Any] | None = None
                                 f'but the archive holds {data_bytes}')
           raw = bytearray(nbytes)
           got = fh.readinto(raw) if nbytes else 0
-      except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        if isinstance(e, DataFileError):
-          raise
+      except DataFileError:
+        raise
+      except Exception as e:  # pylint: disable=broad-except  # zipfile/zlib raise many types
         raise DataFileError(name, f'{where}unreadable (truncated or corrupt archive: '
-                            f'{e})') from None
+                            f'{type(e).__name__}: {e})') from None
       if got != nbytes:
         raise DataFileError(name, f'{where}truncated ({got} of {nbytes} bytes)')
       arr = np.frombuffer(raw, dtype).reshape(shape, order='F' if fortran else 'C')
