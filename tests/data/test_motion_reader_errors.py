@@ -120,7 +120,8 @@ def test_babel_non_json_and_bad_motion_are_refused(tmp_path):
 # --- DeepMimic mocap ---------------------------------------------------------------------
 
 def _clip(tmp_path, edit=None, text=None):
-  data = json.load(open(dm.clip_files()['walk'], encoding='utf-8'))
+  with open(dm.clip_files()['walk'], encoding='utf-8') as fh:
+    data = json.load(fh)
   if edit is not None:
     edit(data)
   path = tmp_path / 'clip.txt'

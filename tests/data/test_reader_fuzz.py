@@ -245,7 +245,8 @@ NUMBER = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-
 @given(st.data())
 def test_mocap_reader_survives_damaged_clips(tmp_path_factory, data):
   path = tmp_path_factory.mktemp('mocap') / 'clip.txt'
-  clip = json.load(open(dm.clip_files()['run'], encoding='utf-8'))
+  with open(dm.clip_files()['run'], encoding='utf-8') as fh:
+    clip = json.load(fh)
   clip['Frames'] = clip['Frames'][:4]
   for _ in range(data.draw(st.integers(1, 4))):
     row = data.draw(st.integers(0, 3))
