@@ -44,24 +44,26 @@ def require_file(path: Any, what: str = 'data file') -> None:
     raise FileNotFoundError(f'{what} not found: {path}')
 
 
+def _extended_float(dtype: np.dtype) -> bool:
+  """bfloat16 / float8 (ml_dtypes, what JAX arrays come as): NumPy kind 'V', but floats."""
+  return dtype.kind == 'V' and dtype.names is None and dtype.name.startswith(('bfloat', 'float'))
+
+
 def check_array(value: Any, path: Any, what: str = 'array', *, ndim: int | None = None,
-                shape: tuple[int | None, ...] | None = None, finite: bool = True,
-                kinds: str = REAL_KINDS, nonempty: bool = False) -> np.ndarray:
+                finite: bool = True, kinds: str = REAL_KINDS,
+                nonempty: bool = False) -> np.ndarray:
   """`value` as an array, or `DataFileError` naming `path`, `what` and the first defect."""
   arr = np.asarray(value)
-  if arr.dtype.kind not in kinds:
+  is_float = arr.dtype.kind == 'f' or _extended_float(arr.dtype)
+  if arr.dtype.kind not in kinds and not (is_float and 'f' in kinds):
     raise DataFileError(path, f'{what} has dtype {arr.dtype}, expected a real numeric '
                         'dtype (complex, string and object arrays are refused)')
   if ndim is not None and arr.ndim != ndim:
     raise DataFileError(path, f'{what} must have {ndim} dims, got shape {arr.shape}')
-  if shape is not None and (arr.ndim != len(shape) or any(
-      s is not None and s != a for s, a in zip(shape, arr.shape))):
-    want = '(' + ', '.join('*' if s is None else str(s) for s in shape) + ')'
-    raise DataFileError(path, f'{what} must have shape {want}, got {arr.shape}')
   if nonempty and arr.size == 0:
     raise DataFileError(path, f'{what} is empty (shape {arr.shape})')
-  if finite and arr.dtype.kind == 'f':
-    bad = ~np.isfinite(arr)
+  if finite and is_float:
+    bad = ~np.isfinite(arr if arr.dtype.kind == 'f' else arr.astype(np.float32))
     if bad.any():
       first = tuple(int(i) for i in np.argwhere(bad)[0])
       raise DataFileError(path, f'{what} has {int(bad.sum())} non-finite values (NaN/Inf), '

@@ -90,14 +90,15 @@ def _check_mesh(vertices, polys, path, degenerate: str = 'drop'):
     raise DataFileError(path, f'a face refers to vertex {bad}, outside 0..{len(v) - 1}')
   f, short = _polygons_to_triangles(polys)
   repeated = (f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 0] == f[:, 2])
-  e1, e2 = v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]
+  u = v / max(float(np.abs(v).max()), 1e-300)      # scale-free (no overflow at 1e200)
+  e1, e2 = u[f[:, 1]] - u[f[:, 0]], u[f[:, 2]] - u[f[:, 0]]
   cross = np.linalg.norm(np.cross(e1, e2), axis=-1)
   flat_area = ~repeated & (cross <= DEGENERATE_SIN * np.linalg.norm(e1, axis=-1)
                            * np.linalg.norm(e2, axis=-1))
   if short or repeated.any() or flat_area.any():
     problem = (f'{short} polygons with fewer than 3 vertices, {int(repeated.sum())} triangles '
                f'repeating a vertex, {int(flat_area.sum())} zero-area triangles '
-               f'(of {len(f) + short} faces)')
+               f'(of {len(f)} triangles after fan triangulation)')
     if degenerate == 'raise':
       raise DataFileError(path, f'degenerate faces: {problem}')
     warnings.warn(MeshWarning(f'{path}: dropped degenerate faces: {problem}'), stacklevel=3)

@@ -104,3 +104,15 @@ def test_truncated_state_dict_npz_is_refused(tmp_path, loader):
   path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
   with refused(path, 'npz'):
     loader(path)
+
+
+def test_in_memory_bfloat16_params_still_load():
+  # A jaxvision run's params come as JAX arrays, possibly bfloat16 (NumPy kind 'V').
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  flat = {k: jnp.asarray(v, jnp.bfloat16) for k, v in _bv_flat().items()}
+  params = vc.merge_params(flat, INIT, source='run')
+  np.testing.assert_array_equal(params['head']['kernel'],
+                                np.asarray(flat['head/kernel'], np.float32))
+  flat['head/bias'] = flat['head/bias'].at[0].set(jnp.inf)
+  with refused('run', 'head/bias', 'non-finite'):
+    vc.merge_params(flat, INIT, source='run')
