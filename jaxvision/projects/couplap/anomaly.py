@@ -29,11 +29,11 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from jaxvision.geometry import coupled_laplacian as cl
 from jaxvision.geometry import cpd
-from jaxvision.geometry import matching_scores as ms
-from jaxvision.geometry import preprocess
 from jaxvision.geometry import registration
+from jaxvision.projects.couplap import coupled_laplacian as cl
+from jaxvision.projects.couplap import matching_scores as ms
+from jaxvision.projects.couplap import preprocess
 
 METHODS = ('coupled', 'euclidean', 'independent', 'histogram')
 

@@ -23,10 +23,11 @@ import dataclasses
 
 import numpy as np
 
-from jaxvision.geometry import coupled_laplacian as cl
-from jaxvision.geometry import matching_scores as ms
-from jaxvision.geometry import preprocess
+from jaxvision.geometry import distances
 from jaxvision.geometry import registration
+from jaxvision.projects.couplap import coupled_laplacian as cl
+from jaxvision.projects.couplap import matching_scores as ms
+from jaxvision.projects.couplap import preprocess
 
 METHODS = ('spectral', 'chamfer', 'hausdorff')
 
@@ -92,7 +93,7 @@ def predict_same_side(source, target, settings: BSESettings, *, methods=METHODS,
   if rigid:
     s, m = _registered_pair(source, mirrored, target, seed)
     for name in rigid:
-      fn = ms.chamfer_distance if name == 'chamfer' else ms.hausdorff_distance
+      fn = distances.chamfer_distance if name == 'chamfer' else distances.hausdorff_distance
       d_s, d_m = fn(s, target), fn(m, target)
       out[name] = (ms.same_side(d_s, d_m), d_s, d_m)
   return out
