@@ -72,3 +72,48 @@ def test_bad_input_is_named():
     graphs.knn_graph(np.random.default_rng(0).normal(size=(5, 3)), 10)
   with pytest.raises(ValueError, match='coincide'):
     graphs.knn_graph(np.zeros((5, 3)), 2)
+
+
+def _lattice(seed):
+  """A 6×6×4 integer lattice, shuffled: every point has many equidistant neighbours."""
+  g = np.stack(np.meshgrid(np.arange(6), np.arange(6), np.arange(4), indexing='ij'), -1)
+  g = g.reshape(-1, 3).astype(np.float64)
+  return g[np.random.default_rng(seed).permutation(len(g))]
+
+
+@pytest.mark.parametrize('seed', [0, 1])
+def test_knn_exact_ties_follow_sklearn_kneighbors_graph(seed):
+  pts = _lattice(seed)
+  for k in (7, 10):
+    ref = kneighbors_graph(pts, k, mode='connectivity', include_self=False)
+    rows, cols, dist = graphs.knn_edges(pts, k)
+    got = sp.csr_matrix((np.ones_like(dist), (rows, cols)), shape=ref.shape)
+    assert (got != ref).nnz == 0   # the same neighbour SETS, ties included
+    np.testing.assert_allclose(dist, np.linalg.norm(pts[rows] - pts[cols], axis=1))
+    ref_w = _reference_gaussian(kneighbors_graph(pts, k, mode='distance'), ref)
+    np.testing.assert_allclose(graphs.knn_graph(pts, k).toarray(), ref_w, atol=1e-15)
+  # Deterministic: the same input gives the same graph.
+  a, b = graphs.knn_graph(pts, 10), graphs.knn_graph(pts.copy(), 10)
+  assert (a != b).nnz == 0
+
+
+def test_knn_ckdtree_backend_breaks_ties_differently():
+  """The check above can fail: scipy's cKDTree picks other equidistant neighbours."""
+  pts = _lattice(0)
+  ref = kneighbors_graph(pts, 10, mode='connectivity', include_self=False)
+  rows, cols, _ = graphs.knn_edges(pts, 10, knn='ckdtree')
+  got = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=ref.shape)
+  assert (got != ref).nnz > 0
+  with pytest.raises(ValueError, match='knn backend'):
+    graphs.knn_edges(pts, 10, knn='faiss')
+
+
+def test_knn_duplicate_points_drop_like_sklearn():
+  """More duplicates than neighbours: the point itself is hidden from its own list."""
+  rng = np.random.default_rng(3)
+  pts = np.concatenate([np.zeros((4, 3)), rng.normal(size=(20, 3))])
+  ref = kneighbors_graph(pts, 2, mode='connectivity', include_self=False)
+  rows, cols, _ = graphs.knn_edges(pts, 2)
+  got = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=ref.shape)
+  assert (got != ref).nnz == 0
+  assert not np.any(rows == cols)
