@@ -35,6 +35,7 @@ class Foreground:
   index: np.ndarray     # (n,) index of each point in the input array
   mean: np.ndarray      # (3,) PCA centre
   axes: np.ndarray      # (3, 3) rows: principal axes (frame = (x - mean) @ axes.T)
+  flipped: bool = False  # the object lay on the negative PC3 side (frame turned over)
 
 
 def pca_frame(points):
@@ -67,7 +68,8 @@ def remove_background_plane(points, threshold: float = 0.001) -> Foreground:
     axes = axes * np.array([-1.0, 1.0, -1.0])[:, None]   # rotate 180° about PC2: det stays +1
     local = local * np.array([-1.0, 1.0, -1.0])
     up = down
-  return Foreground(points=local[up], index=valid[up], mean=mean, axes=axes)
+  return Foreground(points=local[up], index=valid[up], mean=mean, axes=axes,
+                    flipped=bool(h_down > h_up))
 
 
 def subsample(n_total: int, n_points: int | None, rng: np.random.Generator):
