@@ -47,7 +47,8 @@ class RansacSettings:
   batch: int = 2000                 # hypotheses drawn per vectorised round
 
 
-def feature_correspondences(source_feat, target_feat, mutual: bool = True) -> np.ndarray:
+def feature_correspondences(source_feat, target_feat, mutual: bool = True,
+                            ransac_n: int = 3) -> np.ndarray:
   """(c, 2) index pairs (source, target) of nearest features (module doc, step 1)."""
   s, t = np.asarray(source_feat, np.float64), np.asarray(target_feat, np.float64)
   if s.ndim != 2 or t.ndim != 2 or s.shape[1] != t.shape[1]:
@@ -58,7 +59,7 @@ def feature_correspondences(source_feat, target_feat, mutual: bool = True) -> np
     return pairs
   t2s = cKDTree(s).query(t)[1]
   keep = t2s[s2t] == np.arange(len(s))
-  return pairs[keep] if keep.sum() >= 3 * 3 else pairs
+  return pairs[keep] if keep.sum() >= 3 * ransac_n else pairs
 
 
 def _batched_kabsch(src, dst):
@@ -88,8 +89,7 @@ def ransac_on_correspondences(src_pts, tgt_pts, pairs, settings: RansacSettings,
   iu, ju = np.triu_indices(n, 1)
   while done < min(needed, settings.max_iter):
     b = min(settings.batch, settings.max_iter - done)
-    sample = np.argsort(rng.random((b, len(pairs))), axis=1)[:, :n] if len(pairs) <= 64 \
-        else _distinct(rng, b, len(pairs), n)
+    sample = _distinct(rng, b, len(pairs), n)
     done += b
     s, t = cs[sample], ct[sample]                              # (b, n, 3)
     ls = np.linalg.norm(s[:, iu] - s[:, ju], axis=-1)
@@ -119,7 +119,9 @@ def ransac_on_correspondences(src_pts, tgt_pts, pairs, settings: RansacSettings,
 
 
 def _distinct(rng, b, m, n):
-  """b rows of n distinct indices in [0, m) (m large: redraw the rare repeats)."""
+  """b rows of n distinct indices in [0, m) (rows with a repeat are redrawn)."""
+  if m <= 64:   # few correspondences: repeats are common, draw permutations instead
+    return np.argsort(rng.random((b, m)), axis=1)[:, :n]
   out = rng.integers(0, m, (b, n))
   while True:
     srt = np.sort(out, 1)
@@ -136,5 +138,5 @@ def fpfh_ransac(source, target, settings: RansacSettings, *,
   tgt = graphs.check_points(target, 'target cloud', 3)
   s_down, s_feat = fpfh.fpfh_features(src, settings.voxel_size)
   t_down, t_feat = fpfh.fpfh_features(tgt, settings.voxel_size)
-  pairs = feature_correspondences(s_feat, t_feat, settings.mutual)
+  pairs = feature_correspondences(s_feat, t_feat, settings.mutual, settings.ransac_n)
   return ransac_on_correspondences(s_down, t_down, pairs, settings, np.random.default_rng(seed))
