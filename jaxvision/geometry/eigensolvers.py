@@ -11,7 +11,16 @@ preconditioner inside a modified scikit-learn `spectral_embedding`; here:
 - `'lobpcg'`: scipy LOBPCG with a Jacobi preconditioner, seeded random start whose
   first column is the degree vector (as upstream);
 - `'dense'`: JAX `eigh` of `B^{-1/2} L B^{-1/2}` (float32 on accelerators), for small
-  graphs; `'auto'` picks dense below `dense_max_nodes`.
+  graphs; `'auto'` picks dense below `dense_max_nodes`;
+- `'upstream'`: upstream's solver as it runs (scikit-learn `spectral_embedding` with
+  `eigen_solver='amg'`, `norm_laplacian=False`, `random_state=42`): LOBPCG with a pyamg
+  smoothed-aggregation preconditioner built on `L + 1e-5 I`, start
+  `RandomState(seed).standard_normal((n, k + 1))` with the first column the (coupled)
+  degrees, scipy's default tolerance and **maxiter = 20** — so at 200 maps the result
+  is usually NOT converged.  Below `5 k` nodes scikit-learn switches to ARPACK on `-L`
+  around σ = 1 (reproduced).  pyamg draws its spectral-radius estimate from numpy's
+  global RNG (upstream never seeds it: `np.random.seed = 42` assigns); here that draw is
+  seeded with `seed` and the global state restored.  Needs `pip install jaxvision[upstream]`.
 
 `sign_flip` is upstream's rule (scikit-learn `_deterministic_vector_sign_flip`): each
 eigenvector is multiplied by the sign of its largest-magnitude entry.
@@ -19,13 +28,15 @@ eigenvector is multiplied by the sign of its largest-magnitude entry.
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse import linalg as spla
 
-SOLVERS = ('auto', 'eigsh', 'lobpcg', 'dense')
+SOLVERS = ('auto', 'eigsh', 'lobpcg', 'dense', 'upstream')
 
 
 def sign_flip(vectors: np.ndarray) -> np.ndarray:
@@ -102,8 +113,48 @@ def lobpcg_generalized(lap, mass, k: int, *, seed: int = 0, tol: float | None = 
   return vals[order], vecs[:, order]
 
 
+def upstream_amg_lobpcg(lap, mass, k: int, *, seed: int = 42, maxiter: int = 20):
+  """scikit-learn's `spectral_embedding(eigen_solver='amg')` path with mass B (module doc).
+
+  Returns the k smallest (λ, u) as that path keeps them (before the sign flip): LOBPCG
+  iterates k + 1 vectors and the last is discarded.
+  """
+  b = _check(lap, mass, k)
+  lap = sp.csr_matrix(lap, dtype=np.float64)
+  n = lap.shape[0]
+  dd = lap.diagonal()                 # csgraph_laplacian's diag: the coupled degrees
+  state = np.random.RandomState(seed)
+  big_b = sp.diags(b)
+  if n < 5 * k:
+    # scikit-learn's small-graph branch: ARPACK shift-invert on -L around 1.
+    v0 = state.uniform(-1, 1, n)
+    vals, vecs = spla.eigsh(-lap.tocsc(), k=k, sigma=1.0, which='LM', tol=0, v0=v0,
+                            M=big_b.tocsc())
+    order = np.argsort(-vals)         # -L's eigenvalues nearest 0 first = smallest λ
+    return -vals[order], vecs[:, order]
+  try:
+    import pyamg  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError("solver='upstream' needs pyamg (pip install 'jaxvision[upstream]' "
+                      "or pip install pyamg)") from e
+  x = state.standard_normal((n, k + 1))
+  x[:, 0] = dd
+  saved = np.random.get_state()
+  np.random.seed(seed)
+  try:
+    ml = pyamg.smoothed_aggregation_solver((lap + 1e-5 * sp.eye(n, format='csr')).tocsr())
+  finally:
+    np.random.set_state(saved)
+  with warnings.catch_warnings():   # 20 iterations rarely reach the tolerance: expected
+    warnings.simplefilter('ignore', UserWarning)
+    vals, vecs = spla.lobpcg(lap, x, B=big_b, M=ml.aspreconditioner(), tol=None,
+                             largest=False, maxiter=maxiter)
+  order = np.argsort(vals)[:k]
+  return vals[order], vecs[:, order]
+
+
 def smallest_eigenpairs(lap, mass, k: int, *, solver: str = 'auto', seed: int = 0,
-                        dense_max_nodes: int = 1000):
+                        dense_max_nodes: int = 1000, upstream_maxiter: int = 20):
   """The k smallest eigenpairs of `L u = λ diag(mass) u`, B-orthonormal, sign-flipped."""
   if solver not in SOLVERS:
     raise ValueError(f'eigen solver {solver!r}; expected one of {SOLVERS}')
@@ -116,6 +167,9 @@ def smallest_eigenpairs(lap, mass, k: int, *, solver: str = 'auto', seed: int = 
     vals, vecs = dense_generalized_eigh(lap, mass, k)
   elif solver == 'eigsh':
     vals, vecs = eigsh_generalized(lap, mass, k, seed=seed)
+  elif solver == 'upstream':
+    # scikit-learn's random_state is fixed at 42 upstream, whatever the caller's seed.
+    vals, vecs = upstream_amg_lobpcg(lap, mass, k, seed=42, maxiter=upstream_maxiter)
   else:
     vals, vecs = lobpcg_generalized(lap, mass, k, seed=seed)
   return vals, sign_flip(vecs)

@@ -6,6 +6,18 @@ self loops (k = 10), symmetrised as `A = (D + Dᵀ) / (C + Cᵀ)` entry-wise —
 its length, averaged if both directions exist — then Gaussian weights
 `w_ij = exp(-d_ij² / max_edges(d)²)`, the width being the longest edge of that graph.
 
+Neighbour ties (`knn` backend): equal distances make "the k nearest" ambiguous, and
+the choice changes graph entries (on a real scan two points with equidistant 10th/11th
+neighbours changed 4 entries).  `'sklearn'` (default) asks scikit-learn's
+`NearestNeighbors` exactly as upstream's `kneighbors_graph(include_self=False)` does
+(KD-tree, leaf size 30): deterministic, and the same neighbours as upstream, ties
+included.  scikit-learn's KD-tree keeps, among equidistant candidates, the ones its
+traversal meets first (no simple index rule: measured on a lattice, neither "lower
+index first" nor its brute/ball-tree algorithms agree with it), so only scikit-learn
+itself reproduces it.  Where a duplicate hides the point itself from its k+1 list,
+scikit-learn drops the FIRST listed neighbour.  `'ckdtree'` is scipy's cKDTree (the
+earlier behaviour here: ties broken by scipy's traversal; a hidden self drops the last).
+
 Everything here is float64 NumPy/SciPy (sparse CSR); the spectral code builds on it.
 """
 
@@ -15,8 +27,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
+from sklearn.neighbors import NearestNeighbors
 
 WEIGHT_MODES = ('gaussian', 'distance', 'connectivity')
+KNN_BACKENDS = ('sklearn', 'ckdtree')
 
 
 def check_points(points, name: str = 'points', min_points: int = 2) -> np.ndarray:
@@ -72,16 +86,23 @@ def gaussian_weights(lengths: sp.csr_matrix) -> sp.csr_matrix:
   return out
 
 
-def knn_edges(points, k: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def knn_edges(points, k: int = 10, knn: str = 'sklearn') -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Directed kNN edges without self loops: (rows, cols, lengths), k per point.
 
   Like scikit-learn's `kneighbors_graph(include_self=False)`: a point's own index is
-  excluded even when another point sits at the same place.
+  excluded even when another point sits at the same place.  `knn` picks the tie rule
+  (module docstring).
   """
   pts = check_points(points)
   n = pts.shape[0]
   if not 1 <= k < n:
     raise ValueError(f'k={k} neighbours needs 1 <= k < number of points ({n})')
+  if knn not in KNN_BACKENDS:
+    raise ValueError(f'knn backend {knn!r}; expected one of {KNN_BACKENDS}')
+  if knn == 'sklearn':
+    # X=None: scikit-learn queries the fitted points and removes each one itself.
+    dist, idx = NearestNeighbors(n_neighbors=k).fit(pts).kneighbors()
+    return np.repeat(np.arange(n), k), idx.ravel(), dist.ravel()
   dist, idx = cKDTree(pts).query(pts, k=k + 1)
   is_self = idx == np.arange(n)[:, None]
   # Drop the point itself; where a duplicate hid it from the k+1 list, drop the last.
@@ -92,10 +113,10 @@ def knn_edges(points, k: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   return rows, idx[keep].reshape(n, k).ravel(), dist[keep].reshape(n, k).ravel()
 
 
-def knn_graph(points, k: int = 10, mode: str = 'gaussian') -> sp.csr_matrix:
+def knn_graph(points, k: int = 10, mode: str = 'gaussian', knn: str = 'sklearn') -> sp.csr_matrix:
   """Symmetric kNN adjacency (upstream `adjacency_matrix(method='knn', mode=...)`)."""
   pts = check_points(points)
-  rows, cols, dist = knn_edges(pts, k)
+  rows, cols, dist = knn_edges(pts, k, knn)
   return _weights(_symmetric_distances(rows, cols, dist, pts.shape[0]), mode)
 
 

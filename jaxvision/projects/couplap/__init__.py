@@ -13,7 +13,9 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxvision import config as config_lib
+from jaxvision.projects.couplap import anomaly
 from jaxvision.projects.couplap import benchmark_data
+from jaxvision.projects.couplap import bone_side
 from jaxvision.projects.couplap import model as model_lib
 from jaxvision.projects.couplap.evaluators import make_evaluators  # pylint: disable=unused-import
 
@@ -38,18 +40,9 @@ def default_config() -> ml_collections.ConfigDict:
                            'n_points': 13000, 'seed': 0},
           'batch_size': 0,               # score-head rows per batch; 0 = one per device (no training)
       },
-      'anomaly': {
-          'methods': ('coupled', 'euclidean', 'independent', 'histogram'),
-          'n_points': 13000, 'threshold': 0.001, 'k': 10, 'maps': 200, 'cross': 0.5,
-          'cross_mode': 'upstream', 'solver': 'auto', 'cpd_down': 3000, 'cpd_iters': 50,
-          'affine': True, 'bins': 200, 'closing': True,
-      },
-      'bse': {
-          'methods': ('spectral', 'chamfer', 'hausdorff'),
-          'max_points': 13000, 'k': 10, 'maps': 20, 'cross': 0.2, 'cross_mode': 'upstream',
-          'solver': 'auto', 'fiedler_threshold': 100, 'fiedler_mass': 'inverse_degree',
-          'grassmann_clip': False,
-      },
+      # Every pipeline setting, defaults from the dataclasses (one source of truth).
+      'anomaly': anomaly.config_defaults(),
+      'bse': bone_side.config_defaults(),
   })
 
 

@@ -15,6 +15,18 @@ Bastico et al., CVPR 2024, Sec. 4.2; upstream `model/bse.py` + `benchmark_bse.py
    d(target, source) <= d(target, mirrored) (NaN → opposite, as upstream);
    baselines 'chamfer' and 'hausdorff' compare the registered clouds directly;
 5. accuracy over all ordered (source, target) pairs of a bone class.
+
+Options (config choices): `registration` 'pca_icp' (default) or 'fpfh_ransac'
+(upstream, voxel `ransac_voxel` = 2 in upstream's millimetre units); `knn` tie rule;
+`solver` ('upstream' = 20-iteration AMG-LOBPCG); baseline 'fpfh' (upstream
+`_predict_fpfh`: FPFH of the cross points and their nearest neighbours, radii 20 / 50;
+`fpfh_mode='upstream'` keeps its two quirks — Open3D's (33, m) feature array is
+compared ROW-wise, i.e. per histogram bin across points, and the mirrored distance is
+d(source, mirrored source), not d(target, mirrored); `'clean'` compares per-point
+descriptors of the target with each registered cloud); `partial` > 0: partial-bone BSE
+(upstream `bse_partial.py`): the target is cut to its `partial` points of lowest
+coordinate along `partial_axis` and not Fiedler-scaled (upstream comments the scaling
+out: a fragment's Fiedler length is not the bone's).
 """
 
 from __future__ import annotations
@@ -22,13 +34,18 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from scipy.spatial import cKDTree
 
-from jaxvision.geometry import coupled_laplacian as cl
-from jaxvision.geometry import matching_scores as ms
-from jaxvision.geometry import preprocess
+from jaxvision.geometry import distances
+from jaxvision.geometry import fpfh
+from jaxvision.geometry import ransac
 from jaxvision.geometry import registration
+from jaxvision.projects.couplap import coupled_laplacian as cl
+from jaxvision.projects.couplap import matching_scores as ms
+from jaxvision.projects.couplap import preprocess
 
-METHODS = ('spectral', 'chamfer', 'hausdorff')
+METHODS = ('spectral', 'chamfer', 'hausdorff', 'fpfh')
+REGISTRATIONS = ('pca_icp', 'fpfh_ransac')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +59,48 @@ class BSESettings:
   fiedler_threshold: int = 100
   fiedler_mass: str = 'inverse_degree'
   grassmann_clip: bool = False
+  knn: str = 'sklearn'
+  registration: str = 'pca_icp'    # or 'fpfh_ransac' (upstream)
+  ransac_voxel: float = 2.0        # upstream's BSE voxel (mm)
+  ransac_iters: int = 100000
+  fpfh_mode: str = 'upstream'      # or 'clean'
+  fpfh_radii: tuple = (20.0, 50.0)  # normal / feature radius (upstream, mm)
+  partial: int = 0                 # > 0: partial-bone BSE with that many target points
+  partial_axis: int = 2
+
+
+def config_defaults() -> dict:
+  """`config.bse` defaults: every BSESettings field plus the methods to run."""
+  return {'methods': ('spectral', 'chamfer', 'hausdorff'), **dataclasses.asdict(BSESettings())}
+
+
+def partial_target(target, n_points: int, axis: int = 2) -> np.ndarray:
+  """Upstream `bse_partial.py`: the `n_points` points lowest along `axis`."""
+  target = np.asarray(target)
+  return target[np.argsort(target[:, axis], kind='stable')[:n_points]]
+
+
+def fpfh_distances(target, source, mirrored, settings: BSESettings, *, seed: int = 0):
+  """(d(·, source), d(·, mirrored)) of upstream's FPFH baseline (module doc)."""
+  rng = np.random.default_rng(seed)
+  cross_target = cl.select_cross_points(len(target), settings.cross, rng)
+  t_pts = np.asarray(target)[cross_target]
+  s_pts = source[cKDTree(source).query(t_pts)[1]]
+  m_pts = mirrored[cKDTree(mirrored).query(t_pts)[1]]
+  r_n, r_f = settings.fpfh_radii
+
+  def feat(p):
+    return fpfh.compute_fpfh(p, fpfh.estimate_normals(p, r_n, 30), r_f, 100)
+
+  f_t, f_s, f_m = feat(t_pts), feat(s_pts), feat(m_pts)
+  if settings.fpfh_mode == 'upstream':
+    # Open3D's (33, m) layout: cosine distances between bins across points.
+    return (float(np.mean(ms.cosine_distance_rows(f_s.T, f_t.T))),
+            float(np.mean(ms.cosine_distance_rows(f_s.T, f_m.T))))
+  if settings.fpfh_mode != 'clean':
+    raise ValueError(f"fpfh_mode {settings.fpfh_mode!r}; expected 'upstream' or 'clean'")
+  return (float(np.mean(ms.cosine_distance_rows(f_t, f_s))),
+          float(np.mean(ms.cosine_distance_rows(f_t, f_m))))
 
 
 def limit_points(points, max_points: int, rng: np.random.Generator) -> np.ndarray:
@@ -50,10 +109,18 @@ def limit_points(points, max_points: int, rng: np.random.Generator) -> np.ndarra
   return np.asarray(points)[idx]
 
 
-def _registered_pair(source, mirrored, target, seed):
-  s = registration.global_registration(source, target, seed=seed).apply(source)
-  m = registration.global_registration(mirrored, target, seed=seed + 1).apply(mirrored)
-  return s, m
+def _register(source, target, settings: BSESettings, seed: int) -> np.ndarray:
+  if settings.registration == 'fpfh_ransac':
+    cfg = ransac.RansacSettings(voxel_size=settings.ransac_voxel, max_iter=settings.ransac_iters)
+    return ransac.fpfh_ransac(source, target, cfg, seed=seed).apply(source)
+  if settings.registration != 'pca_icp':
+    raise ValueError(f'BSE registration {settings.registration!r}; expected one of {REGISTRATIONS}')
+  return registration.global_registration(source, target, seed=seed).apply(source)
+
+
+def _registered_pair(source, mirrored, target, settings, seed):
+  return (_register(source, target, settings, seed),
+          _register(mirrored, target, settings, seed + 1))
 
 
 def spectral_distances(target, source, mirrored, settings: BSESettings, *, seed: int = 0,
@@ -62,7 +129,7 @@ def spectral_distances(target, source, mirrored, settings: BSESettings, *, seed:
   res = cl.coupled_eigenmaps([target, source, mirrored], hub=0, n_maps=settings.maps,
                              cross=settings.cross, cross_target=cross_target, k=settings.k,
                              cross_mode=settings.cross_mode, weight_eps=np.finfo(float).eps,
-                             solver=settings.solver, seed=seed)
+                             solver=settings.solver, seed=seed, knn=settings.knn)
   t_sub = res.maps[0][res.cross_target]
   s_sub = res.maps[1][res.couplings[0].other_index]
   m_sub = res.maps[2][res.couplings[1].other_index]
@@ -80,19 +147,27 @@ def predict_same_side(source, target, settings: BSESettings, *, methods=METHODS,
   source = np.asarray(source, np.float64)
   target = np.asarray(target, np.float64)
   mirrored = preprocess.pca_mirror(source)
+  if settings.partial > 0:
+    target = partial_target(target, settings.partial, settings.partial_axis)
   out = {}
   if 'spectral' in methods:
-    kw = dict(threshold=settings.fiedler_threshold, k=settings.k, mass=settings.fiedler_mass)
-    scale = preprocess.fiedler_length(source, **kw) / preprocess.fiedler_length(target, **kw)
-    scaled = target * scale
-    s, m = _registered_pair(source, mirrored, scaled, seed)
+    scaled = target
+    if settings.partial <= 0:
+      kw = dict(threshold=settings.fiedler_threshold, k=settings.k, mass=settings.fiedler_mass,
+                knn=settings.knn)
+      scaled = target * (preprocess.fiedler_length(source, **kw) /
+                         preprocess.fiedler_length(target, **kw))
+    s, m = _registered_pair(source, mirrored, scaled, settings, seed)
     d_s, d_m = spectral_distances(scaled, s, m, settings, seed=seed)
     out['spectral'] = (ms.same_side(d_s, d_m), d_s, d_m)
   rigid = [x for x in methods if x != 'spectral']
   if rigid:
-    s, m = _registered_pair(source, mirrored, target, seed)
+    s, m = _registered_pair(source, mirrored, target, settings, seed)
     for name in rigid:
-      fn = ms.chamfer_distance if name == 'chamfer' else ms.hausdorff_distance
-      d_s, d_m = fn(s, target), fn(m, target)
+      if name == 'fpfh':
+        d_s, d_m = fpfh_distances(target, s, m, settings, seed=seed)
+      else:
+        fn = distances.chamfer_distance if name == 'chamfer' else distances.hausdorff_distance
+        d_s, d_m = fn(s, target), fn(m, target)
       out[name] = (ms.same_side(d_s, d_m), d_s, d_m)
   return out

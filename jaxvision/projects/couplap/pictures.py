@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from jaxvision.data import mvtec3d  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxvision.geometry import coupled_laplacian as cl  # pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxvision.projects.couplap import coupled_laplacian as cl  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxvision.projects.couplap import anomaly as ad  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxvision.projects.couplap import benchmark_data as bd  # pylint: disable=g-import-not-at-top,wrong-import-position
 

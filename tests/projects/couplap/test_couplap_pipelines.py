@@ -12,7 +12,7 @@ from sklearn.metrics.pairwise import cosine_distances
 from sklearn.neighbors import kneighbors_graph
 
 from jaxvision.data import meshes
-from jaxvision.geometry import preprocess
+from jaxvision.projects.couplap import preprocess
 from jaxvision.projects.couplap import anomaly as ad
 from jaxvision.projects.couplap import bone_side as bs
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
+import os
+
 import jax
 import ml_collections
 import numpy as np
@@ -16,6 +20,7 @@ from jaxvision.projects import couplap
 from jaxvision.projects.couplap import anomaly as ad
 from jaxvision.projects.couplap import benchmark_data as bd
 from jaxvision.projects.couplap import evaluators
+from tests import helpers
 
 
 @pytest.fixture(scope='module')
@@ -115,3 +120,28 @@ def test_contract_and_clear_errors():
                                    'evals': {'x': {'type': 'segmentation'}}})
   with pytest.raises(config_lib.ConfigError, match="knows 'anomaly'"):
     train.train(bad, '/tmp/couplap_bad_config')
+
+
+def _experiment(name, arg):
+  spec = importlib.util.spec_from_file_location(
+      f'couplap_{name}', os.path.join(helpers.REPO, 'experiments', 'couplap', f'{name}.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def test_config_variants_reach_the_pipeline_settings():
+  up = evaluators.anomaly_settings(_experiment('mvtec3d_ad', 'upstream').anomaly)
+  assert (up.solver, up.registration, up.pixel_mapping, up.knn) == (
+      'upstream', 'fpfh_ransac', 'upstream', 'sklearn')
+  default = evaluators.anomaly_settings(_experiment('mvtec3d_ad', None).anomaly)
+  assert (default.registration, default.pixel_mapping) == ('pca_icp', 'exact')
+  bse = _experiment('bse', 'upstream,partial=3000')
+  settings = evaluators.bse_settings(bse.bse)
+  assert (settings.solver, settings.registration, settings.partial) == ('upstream', 'fpfh_ransac', 3000)
+  assert 'fpfh' in bse.bse.methods
+  assert _experiment('bse', None).bse.cross == 0.5          # README commands
+  assert _experiment('bse', 'small').bse.cross == 0.2       # the README tables' setting
+  # Every settings field is a config key (one source of truth).
+  c = couplap.default_config()
+  assert set(dataclasses.asdict(ad.ADSettings())) <= set(c.anomaly)

@@ -8,7 +8,7 @@ from scipy.spatial import cKDTree
 
 from jaxvision.data import meshes
 from jaxvision.data import scan_synthesis
-from jaxvision.geometry import preprocess
+from jaxvision.projects.couplap import preprocess
 
 FEMUR = 'suite/dog_assets/BONEFemoris_L.stl'
 

@@ -130,7 +130,7 @@ def coupled_eigenmaps(clouds: Sequence[np.ndarray], *, hub: int, n_maps: int,
                       cross: float = 0.5, cross_target: np.ndarray | None = None,
                       cross_source: Sequence[np.ndarray] | None = None, k: int = 10,
                       cross_mode: str = 'upstream', weight_eps: float = 0.0,
-                      solver: str = 'auto', seed: int = 0,
+                      solver: str = 'auto', seed: int = 0, knn: str = 'sklearn',
                       adjacencies: Sequence[sp.spmatrix] | None = None) -> CoupledEigenmaps:
   """Aligned eigenmaps of registered `clouds` coupled through the `hub` cloud.
 
@@ -145,6 +145,7 @@ def coupled_eigenmaps(clouds: Sequence[np.ndarray], *, hub: int, n_maps: int,
       order (with `cross_target`); their weights are recomputed from the distances.
     k: kNN neighbours; cross_mode: 'upstream' | 'clean'; weight_eps: added to max d².
     solver, seed: see `eigensolvers.smallest_eigenpairs`; seed also drives selection.
+    knn: neighbour tie rule of the kNN graphs (`graphs.knn_edges`).
     adjacencies: precomputed uncoupled graphs (default: kNN Gaussian graphs).
   """
   if len(clouds) < 2:
@@ -153,7 +154,7 @@ def coupled_eigenmaps(clouds: Sequence[np.ndarray], *, hub: int, n_maps: int,
     raise ValueError(f'hub={hub} is not one of the {len(clouds)} clouds')
   pts = [graphs.check_points(c, f'cloud {i}', k + 1) for i, c in enumerate(clouds)]
   if adjacencies is None:
-    adjacencies = [graphs.knn_graph(p, k) for p in pts]
+    adjacencies = [graphs.knn_graph(p, k, knn=knn) for p in pts]
   if cross_target is None:
     cross_target = select_cross_points(len(pts[hub]), cross, np.random.default_rng(seed))
   cross_target = np.asarray(cross_target, np.int64)
@@ -184,13 +185,13 @@ def coupled_eigenmaps(clouds: Sequence[np.ndarray], *, hub: int, n_maps: int,
 
 
 def independent_eigenmaps(points, n_maps: int, *, k: int = 10, solver: str = 'auto',
-                          seed: int = 0, adjacency: sp.spmatrix | None = None) -> np.ndarray:
+                          seed: int = 0, knn: str = 'sklearn', adjacency: sp.spmatrix | None = None) -> np.ndarray:
   """Laplacian eigenmaps of one cloud alone (`L u = λ D u`, first dropped, sign-flipped).
 
   Upstream's "GPS" baseline; the sign/order ambiguity is what coupling removes.
   """
   pts = graphs.check_points(points, 'cloud', k + 1)
-  w = graphs.knn_graph(pts, k) if adjacency is None else adjacency
+  w = graphs.knn_graph(pts, k, knn=knn) if adjacency is None else adjacency
   _, vecs = eigensolvers.smallest_eigenpairs(graphs.laplacian(w), graphs.degrees(w),
                                              n_maps + 1, solver=solver, seed=seed)
   return vecs[:, 1:]

@@ -10,9 +10,10 @@ Sec. 4.2 (bone side estimation), upstream `model/ad.py`, `model/bse.py`,
   the column spaces (columns L2-normalised, then QR); 0 for the same subspace, √k for
   mutually orthogonal k-dimensional ones.  Upstream does not clip σ, so σ > 1 by
   round-off gives NaN (and BSE then answers "opposite"); `clip=True` clips to [0, 1];
-- baselines: Euclidean nearest-neighbour distance (normalised by its max), Chamfer,
-  Hausdorff, and eigenmaps of independent graphs aligned by histogram signatures
-  (Bhattacharyya distance, sign chosen per pair, Hungarian matching).
+- baselines: Euclidean nearest-neighbour distance (normalised by its max) and eigenmaps of independent graphs aligned by histogram signatures
+  (Bhattacharyya distance, sign chosen per pair, Hungarian matching).  The generic
+  Chamfer / Hausdorff baselines live in `jaxvision.geometry.distances`, FPFH in
+  `jaxvision.geometry.fpfh`.
 """
 
 from __future__ import annotations
@@ -68,17 +69,6 @@ def euclidean_nn_score(source, target, cross_source, cross_target) -> np.ndarray
   dist, _ = cKDTree(src).query(np.asarray(target)[np.asarray(cross_target)])
   dmax = np.max(dist) if dist.size else 0.0
   return dist / dmax if dmax > 0 else np.zeros_like(dist)
-
-
-def chamfer_distance(a, b) -> float:
-  """Mean nearest-neighbour distance both ways, summed (upstream `chamfer_distance`)."""
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  return float(np.mean(cKDTree(a).query(b)[0]) + np.mean(cKDTree(b).query(a)[0]))
-
-
-def hausdorff_distance(a, b) -> float:
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  return float(max(np.max(cKDTree(a).query(b)[0]), np.max(cKDTree(b).query(a)[0])))
 
 
 def bhattacharyya_distance(h1, h2) -> float:

@@ -35,6 +35,7 @@ class Foreground:
   index: np.ndarray     # (n,) index of each point in the input array
   mean: np.ndarray      # (3,) PCA centre
   axes: np.ndarray      # (3, 3) rows: principal axes (frame = (x - mean) @ axes.T)
+  flipped: bool = False  # the object lay on the negative PC3 side (frame turned over)
 
 
 def pca_frame(points):
@@ -67,7 +68,8 @@ def remove_background_plane(points, threshold: float = 0.001) -> Foreground:
     axes = axes * np.array([-1.0, 1.0, -1.0])[:, None]   # rotate 180° about PC2: det stays +1
     local = local * np.array([-1.0, 1.0, -1.0])
     up = down
-  return Foreground(points=local[up], index=valid[up], mean=mean, axes=axes)
+  return Foreground(points=local[up], index=valid[up], mean=mean, axes=axes,
+                    flipped=bool(h_down > h_up))
 
 
 def subsample(n_total: int, n_points: int | None, rng: np.random.Generator):
@@ -77,8 +79,8 @@ def subsample(n_total: int, n_points: int | None, rng: np.random.Generator):
   return rng.choice(n_total, n_points, replace=False), n_total / n_points
 
 
-def largest_component(points, k: int = 10) -> np.ndarray:
-  return graphs.largest_connected_component(graphs.knn_graph(points, k))
+def largest_component(points, k: int = 10, knn: str = 'sklearn') -> np.ndarray:
+  return graphs.largest_connected_component(graphs.knn_graph(points, k, knn=knn))
 
 
 def pca_mirror(points) -> np.ndarray:
@@ -91,12 +93,12 @@ def pca_mirror(points) -> np.ndarray:
 
 
 def fiedler_length(points, *, threshold: int = 100, k: int = 10,
-                   mass: str = 'inverse_degree', seed: int = 0) -> float:
+                   mass: str = 'inverse_degree', seed: int = 0, knn: str = 'sklearn') -> float:
   """Length of a cloud along its Fiedler vector (BSE scale normalisation)."""
   pts = graphs.check_points(points, 'points', max(k + 2, 3))
   if mass not in ('inverse_degree', 'degree'):
     raise ValueError(f"fiedler mass {mass!r}; expected 'inverse_degree' or 'degree'")
-  w = graphs.knn_graph(pts, k)
+  w = graphs.knn_graph(pts, k, knn=knn)
   keep = graphs.largest_connected_component(w)
   if len(keep) < len(pts):   # a disconnected graph has no unique Fiedler vector
     pts = pts[keep]

@@ -10,9 +10,9 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from jaxvision.data import meshes
-from jaxvision.geometry import coupled_laplacian as cl
+from jaxvision.projects.couplap import coupled_laplacian as cl
 from jaxvision.geometry import graphs
-from jaxvision.geometry import matching_scores as ms
+from jaxvision.projects.couplap import matching_scores as ms
 
 RODENT = 'locomotion/walkers/assets/rodent_walker_skin.skn'
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.linalg
 import scipy.sparse as sp
 from scipy.sparse import csgraph
 from sklearn.neighbors import kneighbors_graph
 from sklearn.neighbors import radius_neighbors_graph
 
 from jaxvision.data import meshes
-from jaxvision.geometry import eigensolvers
 from jaxvision.geometry import graphs
 
 RODENT = 'locomotion/walkers/assets/rodent_walker_skin.skn'
@@ -76,41 +74,46 @@ def test_bad_input_is_named():
     graphs.knn_graph(np.zeros((5, 3)), 2)
 
 
-def _gap_k(vals, lo=5, hi=16):
-  gaps = vals[lo + 1:hi + 1] / vals[lo:hi]
-  return lo + int(np.argmax(gaps)) + 1   # k eigenpairs up to the biggest relative gap
+def _lattice(seed):
+  """A 6×6×4 integer lattice, shuffled: every point has many equidistant neighbours."""
+  g = np.stack(np.meshgrid(np.arange(6), np.arange(6), np.arange(4), indexing='ij'), -1)
+  g = g.reshape(-1, 3).astype(np.float64)
+  return g[np.random.default_rng(seed).permutation(len(g))]
 
 
-@pytest.mark.parametrize('solver', ['eigsh', 'lobpcg', 'dense'])
-def test_generalized_eigenpairs_satisfy_equation_and_span_reference(cloud, solver):
-  w = graphs.knn_graph(cloud, 10)
-  lap, b = graphs.laplacian(w), graphs.degrees(w)
-  ref_vals, ref_vecs = scipy.linalg.eigh(lap.toarray(), np.diag(b))
-  k = _gap_k(ref_vals)
-  vals, vecs = eigensolvers.smallest_eigenpairs(lap, b, k, solver=solver)
-  tol = 2e-3 if solver == 'dense' else 1e-6  # the JAX path runs in float32
-  np.testing.assert_allclose(vals, ref_vals[:k], atol=tol)
-  resid = lap @ vecs - (b[:, None] * vecs) * vals[None, :]
-  assert np.max(np.abs(resid)) < 50 * tol
-  np.testing.assert_allclose(vecs.T @ (b[:, None] * vecs), np.eye(k), atol=50 * tol)
-  # Same subspace as the dense float64 reference: all principal cosines ~ 1.
-  qa, _ = np.linalg.qr(np.sqrt(b)[:, None] * vecs)
-  qb, _ = np.linalg.qr(np.sqrt(b)[:, None] * ref_vecs[:, :k])
-  cos = np.linalg.svd(qa.T @ qb, compute_uv=False)
-  assert cos.min() > 1 - 10 * tol
-  # Sign rule: the largest-magnitude entry of each eigenvector is positive.
-  assert np.all(vecs[np.argmax(np.abs(vecs), 0), np.arange(k)] > 0)
+@pytest.mark.parametrize('seed', [0, 1])
+def test_knn_exact_ties_follow_sklearn_kneighbors_graph(seed):
+  pts = _lattice(seed)
+  for k in (7, 10):
+    ref = kneighbors_graph(pts, k, mode='connectivity', include_self=False)
+    rows, cols, dist = graphs.knn_edges(pts, k)
+    got = sp.csr_matrix((np.ones_like(dist), (rows, cols)), shape=ref.shape)
+    assert (got != ref).nnz == 0   # the same neighbour SETS, ties included
+    np.testing.assert_allclose(dist, np.linalg.norm(pts[rows] - pts[cols], axis=1))
+    ref_w = _reference_gaussian(kneighbors_graph(pts, k, mode='distance'), ref)
+    np.testing.assert_allclose(graphs.knn_graph(pts, k).toarray(), ref_w, atol=1e-15)
+  # Deterministic: the same input gives the same graph.
+  a, b = graphs.knn_graph(pts, 10), graphs.knn_graph(pts.copy(), 10)
+  assert (a != b).nnz == 0
 
 
-def test_sign_flip_rule():
-  v = np.array([[1.0, -3.0], [-2.0, 1.0], [0.5, 2.0]])
-  np.testing.assert_array_equal(eigensolvers.sign_flip(v), [[-1.0, 3.0], [2.0, -1.0], [-0.5, -2.0]])
+def test_knn_ckdtree_backend_breaks_ties_differently():
+  """The check above can fail: scipy's cKDTree picks other equidistant neighbours."""
+  pts = _lattice(0)
+  ref = kneighbors_graph(pts, 10, mode='connectivity', include_self=False)
+  rows, cols, _ = graphs.knn_edges(pts, 10, knn='ckdtree')
+  got = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=ref.shape)
+  assert (got != ref).nnz > 0
+  with pytest.raises(ValueError, match='knn backend'):
+    graphs.knn_edges(pts, 10, knn='faiss')
 
 
-def test_solver_rejects_bad_mass(cloud):
-  w = graphs.knn_graph(cloud, 10)
-  with pytest.raises(ValueError, match='positive'):
-    eigensolvers.smallest_eigenpairs(graphs.laplacian(w), np.zeros(w.shape[0]), 3)
-  with pytest.raises(ValueError, match='eigen solver'):
-    eigensolvers.smallest_eigenpairs(graphs.laplacian(w), graphs.degrees(w), 3, solver='amg')
-  assert sp.issparse(w)
+def test_knn_duplicate_points_drop_like_sklearn():
+  """More duplicates than neighbours: the point itself is hidden from its own list."""
+  rng = np.random.default_rng(3)
+  pts = np.concatenate([np.zeros((4, 3)), rng.normal(size=(20, 3))])
+  ref = kneighbors_graph(pts, 2, mode='connectivity', include_self=False)
+  rows, cols, _ = graphs.knn_edges(pts, 2)
+  got = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=ref.shape)
+  assert (got != ref).nnz == 0
+  assert not np.any(rows == cols)
