@@ -186,6 +186,8 @@ class Checkpointer:
         stored = reader.metadata(os.path.join(where, 'state')).item_metadata
     except Exception as e:  # pylint: disable=broad-except
       raise CheckpointError(f'cannot read the metadata of {where}: {_one_line(e)}') from e
+    if stored is None or not _flat(stored):   # orbax logs the cause and returns nothing
+      raise CheckpointError(f'cannot read the metadata of {where}')
     mismatch = compare_structure(stored, abstract_state)
     if mismatch:
       raise ConfigMismatchError(
