@@ -129,7 +129,6 @@ class Checkpointer:
         cleanup_tmp_directories=True,
     )
     self._manager = ocp.CheckpointManager(self.directory, options=options)
-    self._last_save: int | None = None
 
   def all_steps(self) -> list[int]:
     self._manager.reload()
@@ -144,34 +143,45 @@ class Checkpointer:
 
   def save(self, step: int, state: Any, data_iterator: Any = None, *, force: bool = False) -> bool:
     """Saves if the policy says so (or `force`); returns whether a save started."""
-    self.check()
     if not (force or self.should_save(step)):
       return False
+    self.wait()   # the previous save's outcome, by its own step (orbax waits here anyway)
     items = {'state': ocp.args.StandardSave(state),
              'checksums': ocp.args.JsonSave(checksums(state))}
     if data_iterator is not None:
       items['data'] = grain.checkpoint.CheckpointSave(data_iterator)
-    self._last_save = step
-    with self._save_errors():
-      return self._manager.save(step, args=ocp.args.Composite(**items), force=force)
+    with self._save_errors(step):
+      started = self._manager.save(step, args=ocp.args.Composite(**items), force=force)
+    return started
 
   @contextlib.contextmanager
-  def _save_errors(self):
+  def _save_errors(self, step: int | None):
     """Turns orbax's save failure (often a long traceback) into one line: path and cause."""
     try:
       yield
     except CheckpointError:
       raise
     except Exception as e:  # pylint: disable=broad-except
-      step = self._last_save
       where = os.path.join(self.directory, str(step)) if step is not None else self.directory
       raise CheckpointError(f'saving the checkpoint of step {step} to {where} failed: '
                             f'{_one_line(e)}') from e
 
+  def _finalizing(self) -> Any:
+    """orbax's background thread finishing the newest save (None if none/unknown)."""
+    ref = getattr(self._manager, '_finalize_thread', None)
+    try:
+      return ref.map(lambda t: t) if ref is not None else None
+    except Exception:  # pylint: disable=broad-except
+      return None
+
   def check(self) -> None:
-    """Raises `CheckpointError` (path and cause, one line) if an asynchronous save failed."""
-    with self._save_errors():
+    """Raises `CheckpointError` (path and cause, one line) if an asynchronous save has
+    failed; does not wait for one in progress (cheap enough to call every step)."""
+    thread = self._finalizing()
+    with self._save_errors(thread.step() if thread is not None else None):
       self._manager.check_for_errors()
+      if thread is not None and not thread.is_alive() and thread.exception is not None:
+        self._manager.wait_until_finished()   # raises the thread's exception
 
   def restore(self, step: int, abstract_state: Any, data_iterator: Any = None) -> Any:
     """Restores and verifies one step; the iterator is touched only if the state is good.
@@ -275,7 +285,8 @@ class Checkpointer:
     self._manager.reload()
 
   def wait(self) -> None:
-    with self._save_errors():
+    thread = self._finalizing()
+    with self._save_errors(thread.step() if thread is not None else None):
       self._manager.wait_until_finished()
 
   def wait_for(self, step: int) -> None:
