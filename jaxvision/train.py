@@ -104,7 +104,8 @@ def _local_spec(spec, process_count):
 
 
 class _Preemption:
-  """Turns SIGTERM into a flag the loop checks after every step (main thread only)."""
+  """Turns SIGTERM into a flag the loop reads once per step, where it decides to save
+  (main thread only): the step that exits is always the step that was saved."""
 
   def __init__(self):
     self.requested = False
@@ -117,7 +118,8 @@ class _Preemption:
 
   def _handle(self, signum, frame):
     del signum, frame
-    logging.warning('SIGTERM received: saving a checkpoint after this step, then exiting')
+    logging.warning('SIGTERM received: saving a checkpoint at the end of this (or, if its '
+                    'save decision is past, the next) step, then exiting')
     self.requested = True
 
   def __exit__(self, *exc):

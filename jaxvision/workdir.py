@@ -47,7 +47,11 @@ def _alive(pid: int) -> bool:
     return False
   except PermissionError:
     return True
-  return True
+  try:   # a killed process its parent has not reaped yet is a zombie: dead
+    with open(f'/proc/{pid}/stat', encoding='utf-8') as f:
+      return f.read().rsplit(')', 1)[-1].split()[0] != 'Z'
+  except (OSError, IndexError):
+    return True
 
 
 def _read_lock(path: str) -> dict[str, Any]:
