@@ -360,7 +360,11 @@ class _DropLibraryChatter(logging.logging.Filter):
   """Keeps orbax's per-save INFO lines (dozens per checkpoint) out of the run log."""
 
   def filter(self, record):
-    return record.levelno >= logging.WARNING or '/orbax/' not in record.pathname
+    if '/orbax/' in record.pathname and record.exc_info:
+      # A failed save: orbax logs its traceback from several threads; the run's own
+      # error line names the path and the cause.
+      record.exc_info, record.exc_text = None, None
+    return record.levelno >= logging.logging.WARNING or '/orbax/' not in record.pathname
 
 
 def run_main():
