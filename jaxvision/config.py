@@ -11,9 +11,11 @@ missing key, with the closest valid spelling.
 from __future__ import annotations
 
 import difflib
+import os
 from typing import Any
 
 import ml_collections
+import numpy as np
 
 # Marks a key that has no default: the user's config must set it.
 REQUIRED = '<required>'
@@ -84,6 +86,67 @@ def _plain(x: Any) -> Any:
   if isinstance(x, ml_collections.ConfigDict):
     return x.to_dict()
   return x
+
+
+def _int(config: ml_collections.ConfigDict, key: str) -> int:
+  node = config
+  for part in key.split('.'):
+    node = node[part]
+  if isinstance(node, bool) or not isinstance(node, (int, np.integer)):
+    raise ConfigError(f'config.{key} must be an integer, got {node!r}')
+  return int(node)
+
+
+def check_trainer_values(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Checks the trainer's numeric settings up front (a bad one fails here, by name, not
+  as a ZeroDivisionError or IndexError mid-run, nor as a run that never saves)."""
+  if _int(config, 'total_steps') < 0:
+    raise ConfigError(f'config.total_steps must be >= 0 (0 = evaluate only), got '
+                      f'{config.total_steps}')
+  if _int(config, 'log_every') < 1:
+    raise ConfigError(f'config.log_every must be >= 1 (steps between progress lines), got '
+                      f'{config.log_every}')
+  if _int(config, 'checkpoint.every') < 1:
+    raise ConfigError(f'config.checkpoint.every must be >= 1 (steps between checkpoints; a '
+                      f'run always saves its last step), got {config.checkpoint.every}')
+  _int(config, 'checkpoint.keep')
+  fill = []
+  for axis, size in config.mesh.items():
+    size = _int(config, f'mesh.{axis}')
+    if size == -1:
+      fill.append(axis)
+    elif size < 1:
+      raise ConfigError(f'config.mesh.{axis} must be a positive number of devices, or -1 '
+                        f'(all remaining devices), got {size}')
+  if len(fill) > 1:
+    raise ConfigError(f'at most one mesh axis can be -1 (all remaining devices), got '
+                      f'{", ".join("config.mesh." + a for a in fill)}')
+  return config
+
+
+def flag_error_line(error: BaseException, argv: list[str]) -> str:
+  """One line for a command line that ml_collections' flag parser refused.
+
+  A misspelt override (`--config.optimzer.name=sgd`) surfaces from the parser as a
+  KeyError/AttributeError about one path component; this names the flag and the
+  suggestion.  A config file that does not load names the file.
+  """
+  text = str(error.args[0]) if error.args else str(error)
+  lines = [l.strip().strip("'\"") for l in text.splitlines() if l.strip()]
+  overrides = [a for a in argv if a.startswith('--config.')]
+  key = lines[0] if lines else ''
+  suggestion = ''
+  for line in lines[1:]:
+    if line.startswith('Did you mean'):
+      quoted = line.split('"')
+      suggestion = f"; did you mean '{quoted[1]}'?" if len(quoted) > 2 else ''
+  flag = next((a for a in overrides if f'.{key}.' in a.split('=')[0] + '.'), None)
+  if flag is not None and isinstance(error, (KeyError, AttributeError)):
+    return f"unknown config key '{key}' in {flag.split('=')[0]}{suggestion}"
+  paths = [a.split('=', 1)[1].split(':')[0] for a in argv if a.startswith('--config=')]
+  if paths and not os.path.exists(paths[0]):
+    return f'config file not found: {paths[0]}'
+  return ' '.join(' '.join(lines).split())[:500] or type(error).__name__
 
 
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:

@@ -40,6 +40,7 @@ from jaxvision import optim
 from jaxvision import projects
 from jaxvision import sharding as sharding_lib
 from jaxvision import train_state
+from jaxvision import workdir as workdir_lib
 from jaxvision import writers
 
 REQUIRED = config_lib.REQUIRED
@@ -58,6 +59,7 @@ def trainer_schema() -> ml_collections.ConfigDict:
       'optimizer': optim.default_optimizer_config(),
       'schedule': optim.default_schedule_config(),
       'distributed': False,        # call jax.distributed.initialize() (multi-host)
+      'allow_config_change': False,  # resume a workdir whose config.json differs
       # A jax.profiler trace of `num_steps` steps from `start_step` (-1 = off) into
       # <workdir>/profile, for TensorBoard's profile plugin / Perfetto.
       'profile': {'start_step': -1, 'num_steps': 5},
@@ -79,7 +81,7 @@ def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
   extra = set(proj) - {'model', 'input', 'evals'}
   for key in extra:  # project-level keys (e.g. `init`) that the project reads itself
     schema[key] = proj[key]
-  return config_lib.merge_with_defaults(config, schema)
+  return config_lib.check_trainer_values(config_lib.merge_with_defaults(config, schema))
 
 
 def _check_batch(batch: dict[str, np.ndarray], spec: dict[str, jax.ShapeDtypeStruct],
@@ -102,7 +104,8 @@ def _local_spec(spec, process_count):
 
 
 class _Preemption:
-  """Turns SIGTERM into a flag the loop checks after every step (main thread only)."""
+  """Turns SIGTERM into a flag the loop reads once per step, where it decides to save
+  (main thread only): the step that exits is always the step that was saved."""
 
   def __init__(self):
     self.requested = False
@@ -115,7 +118,8 @@ class _Preemption:
 
   def _handle(self, signum, frame):
     del signum, frame
-    logging.warning('SIGTERM received: saving a checkpoint after this step, then exiting')
+    logging.warning('SIGTERM received: saving a checkpoint at the end of this (or, if its '
+                    'save decision is past, the next) step, then exiting')
     self.requested = True
 
   def __exit__(self, *exc):
@@ -184,6 +188,13 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs (or resumes) one experiment; returns {'train': {step: metrics}, 'eval': ...}."""
+  try:
+    return _train(config, workdir)
+  finally:
+    workdir_lib.release(workdir)   # the lock `workdir_lib.claim` took
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   # ----------------------------------------------------------------- config & logging
   config = validate_config(config)
   if config.distributed:
@@ -191,9 +202,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   project = projects.load_project(config.project)
   os.makedirs(workdir, exist_ok=True)
   pi, pc = jax.process_index(), jax.process_count()
-  if pi == 0:
-    with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      f.write(config.to_json_best_effort(indent=2))
+  workdir_lib.claim(workdir, config, pi)   # lock, compare with config.json, write it
   writer = writers.make_writer(workdir, pi)
   logging.info('config:\n%s', config)
   total_steps = int(config.total_steps)
@@ -277,6 +286,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   try:
     with _Preemption() as preemption:
       while step < total_steps:
+        ckpt.check()   # an asynchronous save that failed stops the run here, by name
         if step == config.profile.start_step:
           jax.profiler.start_trace(os.path.join(workdir, 'profile'))
         local_batch = next(train_iter)
@@ -291,7 +301,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
           jax.block_until_ready(metrics)
           jax.profiler.stop_trace()
         is_last = step == total_steps
-        will_save = ckpt.should_save(step) or is_last or preemption.requested
+        stop = preemption.requested   # read once: a later SIGTERM is seen after the next step
+        will_save = ckpt.should_save(step) or is_last or stop
         if step % config.log_every == 0 or will_save or is_last:
           newest = check_pending()
           if newest is not None and (step % config.log_every == 0 or is_last):
@@ -308,10 +319,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             summaries['train'][step] = values
             last_log = (time.time(), step)
         if will_save:
-          ckpt.save(step, state, train_iter, force=is_last or preemption.requested)
+          ckpt.save(step, state, train_iter, force=is_last or stop)
         run_evals(step, final=is_last)
-        if preemption.requested:
-          ckpt.wait()
+        if stop:
+          ckpt.wait_for(step)
           logging.warning('saved the checkpoint at step %d after SIGTERM; exiting', step)
           summaries['preempted'] = True
           break
@@ -349,7 +360,11 @@ class _DropLibraryChatter(logging.logging.Filter):
   """Keeps orbax's per-save INFO lines (dozens per checkpoint) out of the run log."""
 
   def filter(self, record):
-    return record.levelno >= logging.WARNING or '/orbax/' not in record.pathname
+    if '/orbax/' in record.pathname and record.exc_info:
+      # A failed save: orbax logs its traceback from several threads; the run's own
+      # error line names the path and the cause.
+      record.exc_info, record.exc_text = None, None
+    return record.levelno >= logging.logging.WARNING or '/orbax/' not in record.pathname
 
 
 def run_main():
@@ -361,17 +376,40 @@ def run_main():
       'config', None, 'experiment config file (path.py[:arg])', lock_config=True)
   workdir_flag = flags.DEFINE_string('workdir', None, 'where checkpoints and metrics go')
 
+  def parse_flags(argv):
+    # ml_collections applies `--config.a.b=v` while parsing and raises from deep inside
+    # with a long traceback: the user gets one line naming the flag (or the file).
+    try:
+      rest = flags.FLAGS(argv)
+      _ = config_flag.value is None or 'project' in config_flag.value   # loads the file
+      return rest
+    except Exception as e:  # pylint: disable=broad-except
+      _fail(config_lib.flag_error_line(e, argv), status=2)
+
   def main(argv):
     if len(argv) > 1:
       raise app.UsageError(f'unexpected arguments: {argv[1:]}')
     if config_flag.value is None or not workdir_flag.value:
       raise app.UsageError('--config and --workdir are required')
     logging.get_absl_handler().addFilter(_DropLibraryChatter())
-    summaries = train(config_flag.value, workdir_flag.value)
+    try:
+      summaries = train(config_flag.value, workdir_flag.value)
+    except USER_ERRORS as e:   # a refusal with its reason, not a traceback
+      _fail(str(e))
     if summaries.get('preempted'):
       sys.exit(128 + signal.SIGTERM)
 
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
+
+
+# Errors that say what is wrong and how to fix it: printed as one line, exit status 1.
+USER_ERRORS = (config_lib.ConfigError, checkpoint_lib.CheckpointError, workdir_lib.WorkdirError)
+
+
+def _fail(message: str, status: int = 1) -> None:
+  sys.stderr.write(f'jaxvision.train: error: {message}\n')
+  sys.stderr.flush()
+  sys.exit(status)
 
 
 if __name__ == '__main__':

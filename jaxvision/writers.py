@@ -1,7 +1,8 @@
 """Metric writers: TensorBoard event files + log lines (clu) + a JSON-lines file.
 
 `metrics.jsonl` in the workdir holds one `{"step": s, "<name>": value, ...}` record per
-write: easy to read back in a colab or a test (`read_metrics`) without TensorBoard.
+write, flushed as it is written (a killed run loses no record it logged): easy to read
+back in a colab or a test (`read_metrics`) without TensorBoard.
 Only process 0 writes files; every process logs.
 """
 
@@ -38,9 +39,12 @@ class JsonlWriter(interface.MetricWriter):
     record = {'step': int(step)}
     record.update({k: _to_float(v) for k, v in scalars.items()})
     self._file.write(json.dumps(record) + '\n')
+    # Flushed per record: a killed run keeps every record it logged (fsync in `flush`).
+    self._file.flush()
 
   def write_hparams(self, hparams: Mapping[str, Any]) -> None:
     self._file.write(json.dumps({'hparams': {k: str(v) for k, v in hparams.items()}}) + '\n')
+    self._file.flush()
 
   def write_summaries(self, step, values, metadata=None) -> None:
     del step, values, metadata
