@@ -24,7 +24,6 @@ def get_config(arg=None):
   c.project = 'couplap'
   c.seed = 0
   c.total_steps = 0
-  c.model = dict(maps=200)
   c.input = dict(data_dir='', classes=(),
                  embedded_anomaly=dict(classes=('dog', 'rodent'), n_good=3, n_per_defect=3,
                                        resolution=640, seed=0))
@@ -41,5 +40,4 @@ def get_config(arg=None):
                                     resolution=200)
     c.anomaly.update(n_points=1500, maps=22, cpd_down=1000,
                      methods=('coupled', 'euclidean', 'independent'))
-  c.model.maps = c.anomaly.maps
   return with_defaults(c)
