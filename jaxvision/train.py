@@ -16,6 +16,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+
+# TensorFlow (imported by clu and tfds) prints C++ INFO lines when it loads; keep them
+# off unless the user set the variable (jaxvision.console quiets the Python side).
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
+
 import signal
 import sys
 import threading
@@ -35,6 +40,7 @@ import numpy as np
 
 from jaxvision import checkpoint as checkpoint_lib
 from jaxvision import config as config_lib
+from jaxvision import console
 from jaxvision import evaluation
 from jaxvision import optim
 from jaxvision import projects
@@ -171,7 +177,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
       f.write(config.to_json_best_effort(indent=2))
   writer = writers.make_writer(workdir, pi)
-  logging.info('config:\n%s', config)
+  logging.info('%s', console.config_summary(config, workdir))
+  logging.debug('config:\n%s', config)
   total_steps = int(config.total_steps)
   if total_steps < 0:
     raise config_lib.ConfigError(f'config.total_steps must be >= 0, got {total_steps}')
@@ -209,9 +216,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         state['ema'] = jax.jit(lambda p: train_state.select(p, config.ema.params),
                                out_shardings=setup.shardings['ema'])(state['params'])
     logging.info('initialised a new run')
-  parameter_overview.log_parameter_overview(state['params'], include_stats=False,
-                                            msg='parameters')
   n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state['params']))
+  logging.info('%s parameters in %d arrays', f'{n_params:,}', len(jax.tree.leaves(state['params'])))
+  if logging.get_verbosity() >= 1:   # the full table with --verbosity=1
+    parameter_overview.log_parameter_overview(state['params'], include_stats=False,
+                                              msg='parameters')
   writer.write_hparams({'num_params': n_params, **_flat_hparams(config)})
 
   # ------------------------------------------------------------------- evaluators
@@ -257,6 +266,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     return newest
 
   logging.info('training from step %d to %d', start_step, total_steps)
+  bar = console.ProgressBar(total_steps, start_step)
   try:
     with _Preemption() as preemption:
       while step < total_steps:
@@ -269,6 +279,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
           state, metrics = jit_step(state, batch)
         step += 1
         pending.append((step, metrics))
+        bar.update(step)
         if config.profile.start_step >= 0 and step == config.profile.start_step + \
             config.profile.num_steps:
           jax.block_until_ready(metrics)
@@ -291,7 +302,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             summaries['train'][step] = values
             last_log = (time.time(), step)
         if will_save:
-          ckpt.save(step, state, train_iter, force=is_last or preemption.requested)
+          if ckpt.save(step, state, train_iter, force=is_last or preemption.requested):
+            logging.info('saving the checkpoint of step %d', step)
         run_evals(step, final=is_last)
         if preemption.requested:
           ckpt.wait()
@@ -299,6 +311,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
           summaries['preempted'] = True
           break
   finally:
+    bar.close()
     # Whatever stopped the loop, finish the saves already started (all of good
     # states) and the metric writes, so an error loses nothing that was logged.
     writer.flush()
@@ -366,13 +379,6 @@ def _flat_hparams(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ command line
-class _DropLibraryChatter(logging.logging.Filter):
-  """Keeps orbax's per-save INFO lines (dozens per checkpoint) out of the run log."""
-
-  def filter(self, record):
-    return record.levelno >= logging.WARNING or '/orbax/' not in record.pathname
-
-
 def run_main():
   """`python -m jaxvision.train` / the `jaxvision-train` console script.
 
@@ -387,7 +393,7 @@ def run_main():
       raise app.UsageError(f'unexpected arguments: {argv[1:]}')
     if config_flag.value is None or not workdir_flag.value:
       raise app.UsageError('--config and --workdir are required')
-    logging.get_absl_handler().addFilter(_DropLibraryChatter())
+    console.setup()   # library INFO chatter off unless --verbosity >= 1
     summaries = train(config_flag.value, workdir_flag.value)
     if summaries.get('preempted'):
       sys.exit(128 + signal.SIGTERM)
