@@ -26,7 +26,8 @@ def _fn(*a, **k):
 
 
 @pytest.mark.parametrize('name,kind', [('classification', 'trained'), ('frofa', 'trained'),
-                                       ('flowmdm', 'trained'), ('couplap', 'evaluate_only')])
+                                       ('flowmdm', 'trained'), ('flowmdm.t2m', 'trained'),
+                                       ('couplap', 'evaluate_only')])
 def test_every_project_declares_a_kind_and_meets_it(name, kind):
   module = projects.load_project(name)
   assert module.kind == kind
