@@ -7,8 +7,9 @@ r"""THE jaxvision training binary: one loop for every method.
 loss, data and evaluators (see `jaxvision/projects/__init__.py`); this file owns the
 rest.  It reads top to bottom: config -> mesh -> input -> model & optimizer -> sharded
 state (restored from the workdir if a checkpoint exists) -> train step -> evaluators ->
-loop.  `total_steps=0` evaluates only.  `train(config, workdir)` is importable and
-returns the train and eval summaries.
+loop.  `total_steps=0` evaluates only; a project of kind `evaluate_only` or
+`per_example` (no model to train) goes straight from the mesh to its evaluators.
+`train(config, workdir)` is importable and returns the train and eval summaries.
 """
 
 from __future__ import annotations
