@@ -17,6 +17,10 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from jaxvision import optim
+from jaxvision import projects
+from jaxvision import sharding as sharding_lib
+
 # Marks a key that has no default: the user's config must set it.
 REQUIRED = '<required>'
 # Marks a sub-dict whose keys are free-form (e.g. `evals`, where each key names an
@@ -103,13 +107,14 @@ def check_trainer_values(config: ml_collections.ConfigDict) -> ml_collections.Co
   if _int(config, 'total_steps') < 0:
     raise ConfigError(f'config.total_steps must be >= 0 (0 = evaluate only), got '
                       f'{config.total_steps}')
-  if _int(config, 'log_every') < 1:
+  if 'log_every' in config and _int(config, 'log_every') < 1:
     raise ConfigError(f'config.log_every must be >= 1 (steps between progress lines), got '
                       f'{config.log_every}')
-  if _int(config, 'checkpoint.every') < 1:
-    raise ConfigError(f'config.checkpoint.every must be >= 1 (steps between checkpoints; a '
-                      f'run always saves its last step), got {config.checkpoint.every}')
-  _int(config, 'checkpoint.keep')
+  if 'checkpoint' in config:   # evaluate-only projects have no checkpoints
+    if _int(config, 'checkpoint.every') < 1:
+      raise ConfigError(f'config.checkpoint.every must be >= 1 (steps between checkpoints; '
+                        f'a run always saves its last step), got {config.checkpoint.every}')
+    _int(config, 'checkpoint.keep')
   fill = []
   for axis, size in config.mesh.items():
     size = _int(config, f'mesh.{axis}')
@@ -171,6 +176,76 @@ def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(out)
 
 
+# ------------------------------------------------------------------ the run's schema
+# The trainer's keys live here, not in train.py, so that experiment files (which call
+# `with_defaults`) and the binary both import this module and neither imports the other.
+
+
+def trainer_schema() -> ml_collections.ConfigDict:
+  """Every key the trainer reads, with its default (REQUIRED: no default)."""
+  return ml_collections.ConfigDict({
+      'project': REQUIRED,
+      'seed': 0,
+      'total_steps': REQUIRED,     # 0 = evaluate only
+      'log_every': 50,             # progress line + train metrics
+      'mesh': {'data': -1, 'fsdp': 1, 'model': 1},
+      'sharding_rules': [list(r) for r in sharding_lib.DEFAULT_RULES],
+      'checkpoint': {'every': 1000, 'keep': 3, 'asynchronous': True},
+      'optimizer': optim.default_optimizer_config(),
+      'schedule': optim.default_schedule_config(),
+      'distributed': False,        # call jax.distributed.initialize() (multi-host)
+      'allow_config_change': False,  # resume a workdir whose config.json differs
+      # A jax.profiler trace of `num_steps` steps from `start_step` (-1 = off) into
+      # <workdir>/profile, for TensorBoard's profile plugin / Perfetto.
+      'profile': {'start_step': -1, 'num_steps': 5},
+      # An exponential moving average (EMA / teacher) of the params that fully match
+      # `params` (a regex on '/'-joined names), updated every `every` steps:
+      # ema <- decay * ema + (1 - decay) * params.  decay 0 = off.  `evaluate`: the
+      # evaluators get the EMA weights (merged into the params) instead of the raw ones.
+      'ema': {'decay': 0.0, 'every': 1, 'params': '.*', 'evaluate': False},
+      # Multi-stage pipelines: start a fresh run from an earlier run's checkpoint.
+      # `from_workdir`: that run's workdir ('' = off); `from_step`: -1 = its latest;
+      # `restore`: regexes on '/'-joined state paths ('params/backbone/.*',
+      # 'batch_stats/.*', 'ema/.*') naming the sub-trees taken from it; the rest keeps
+      # its fresh initialisation.  Leaves are read straight into their shardings.
+      'init': {'from_workdir': '', 'from_step': -1, 'restore': ['params/.*']},
+      'model': {},
+      'input': {},
+      'evals': FREE_FORM,
+  })
+
+
+def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Trainer keys + the project's own `model`/`input`/`evals` defaults, all checked.
+
+  The project's kind (`jaxvision/projects/__init__.py`) decides which trainer keys
+  apply: an evaluate-only project has no `model`, optimizer, schedule, EMA or init.
+  """
+  if 'project' not in config:
+    raise ConfigError("missing required config key 'config.project'")
+  project = projects.load_project(config.project)
+  schema = trainer_schema().to_dict()
+  if projects.kind_of(project) != projects.TRAINED:
+    for key in projects.TRAINING_ONLY_KEYS:
+      del schema[key]
+    schema['total_steps'] = 0    # nothing to train; train() checks it stays 0
+  proj = project.default_config()
+  for section in ('model', 'input'):
+    if section in schema or section in proj:
+      schema[section] = proj.get(section, ml_collections.ConfigDict())
+  extra = set(proj) - {'model', 'input', 'evals'}
+  for key in extra:  # project-level keys (e.g. `loss`) that the project reads itself
+    if key in schema and _is_dict(schema[key]) and _is_dict(proj[key]):
+      clash = set(schema[key]) & set(proj[key])
+      if clash:
+        raise ConfigError(f'project {config.project!r} redefines trainer keys '
+                          f'{sorted(clash)} of config.{key}')
+      schema[key] = {**dict(schema[key].items()), **dict(proj[key].items())}
+    else:
+      schema[key] = proj[key]
+  return check_trainer_values(merge_with_defaults(config, ml_collections.ConfigDict(schema)))
+
+
 def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The config with every key the run reads (trainer + project defaults) filled in.
 
@@ -178,5 +253,4 @@ def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
   file sets, can be overridden from the command line (`--config.checkpoint.keep=5`),
   and a misspelt override is rejected by name.
   """
-  from jaxvision import train  # pylint: disable=g-import-not-at-top
-  return train.validate_config(config)
+  return validate_config(config)

@@ -28,6 +28,13 @@ config.optimizer:
                   The multiplier scales the schedule for that param (decay too);
                   0.0 freezes it: zero updates and no optimizer state (MaskedNode).
                   Default [].
+  groups          param groups with their own optimizer: list of (regex, {overrides}),
+                  first match wins; params no group matches (and not frozen) use the
+                  settings above. Overrides: name, b1, b2, eps, momentum, nesterov,
+                  weight_decay, wd_mask (e.g. [('backbone/.*', {'name': 'sgd',
+                  'momentum': 0.9})] trains the backbone with SGD, the rest with
+                  AdamW). The schedule, lr_rules and grad_clip_norm (over all trainable
+                  params) are shared. Each group holds only its own state. Default [].
 config.schedule:
   type            'constant' | 'cosine' | 'linear' | 'step' | 'rsqrt'.
   base_lr         peak learning rate. Default 1e-3.
@@ -59,7 +66,9 @@ SCHEDULES = ('constant', 'cosine', 'linear', 'step', 'rsqrt')
 _OPTIMIZER_DEFAULTS = dict(
     name='adamw', b1=0.9, b2=0.999, eps=1e-8, momentum=0.9, nesterov=False,
     weight_decay=0.0, wd_mask='.*/kernel', grad_clip_norm=0.0, lr_rules=(),
-    updates_per_step=1)
+    updates_per_step=1, groups=())
+# What a param group may set for itself (the rest is shared by all groups).
+_GROUP_KEYS = ('name', 'b1', 'b2', 'eps', 'momentum', 'nesterov', 'weight_decay', 'wd_mask')
 _SCHEDULE_DEFAULTS = dict(
     type='constant', base_lr=1e-3, warmup_steps=0, end_lr=0.0, boundaries=(),
     decay_factor=0.1, timescale=10000)
@@ -236,24 +245,38 @@ def make_optimizer(config, params_shape_tree, total_steps):
   learning rate (before lr_rules multipliers), for logging.
   """
   c = _with_defaults(config.optimizer, _OPTIMIZER_DEFAULTS, 'optimizer')
-  name = _choice(c['name'], OPTIMIZERS, 'optimizer name')
   schedule = make_schedule(config.schedule, total_steps)
-
-  wd = float(c['weight_decay'] or 0.0)
-  if wd < 0:
-    raise ValueError(f'weight_decay={wd} must be >= 0.')
-  if name == 'adam' and wd:
-    raise ValueError(f"optimizer 'adam' has no weight decay (weight_decay={wd}); "
-                     "use 'adamw' for decoupled decay.")
   clip = c['grad_clip_norm']
   if clip is not None and clip < 0:
     raise ValueError(f'grad_clip_norm={clip} must be >= 0 (0 or None = off).')
-
   mults = _lr_multipliers(params_shape_tree, c['lr_rules'])
+  if c['groups']:
+    return _make_grouped(c, mults, params_shape_tree, schedule), schedule
   partition = jax.tree.map(lambda m: 'frozen' if m == 0 else 'trainable', mults)
+  chain = _branch(c, mults, params_shape_tree, schedule, clip=clip)
 
-  # What the trainable params get, mirroring the optax aliases step for step so
-  # that with no rules the result equals optax.<name>(schedule).
+  # multi_transform hands each branch only its own leaves (MaskedNode elsewhere),
+  # so frozen params hold no state and do not enter the clipping norm.
+  tx = optax.multi_transform(
+      {'trainable': optax.chain(*chain), 'frozen': optax.set_to_zero()}, partition)
+  repeats = int(c['updates_per_step'])
+  if repeats < 1:
+    raise ValueError(f'updates_per_step={repeats} must be >= 1.')
+  if repeats > 1:
+    tx = _repeat_update(tx, repeats)
+  return tx, schedule
+
+
+def _branch(c, mults, params_shape_tree, schedule, *, clip=None, what='optimizer'):
+  """The chain one group of trainable params gets, mirroring the optax aliases step
+  for step so that with no rules the result equals optax.<name>(schedule)."""
+  name = _choice(c['name'], OPTIMIZERS, f'{what} name')
+  wd = float(c['weight_decay'] or 0.0)
+  if wd < 0:
+    raise ValueError(f'{what}: weight_decay={wd} must be >= 0.')
+  if name == 'adam' and wd:
+    raise ValueError(f"{what} 'adam' has no weight decay (weight_decay={wd}); "
+                     "use 'adamw' for decoupled decay.")
   chain = []
   if clip:
     chain.append(optax.clip_by_global_norm(float(clip)))
@@ -271,17 +294,50 @@ def make_optimizer(config, params_shape_tree, total_steps):
   chain.append(optax.scale_by_learning_rate(schedule))
   if any(m not in (0.0, 1.0) for m in jax.tree.leaves(mults)):
     chain.append(_scale_by_tree(mults))
+  return chain
 
-  # multi_transform hands each branch only its own leaves (MaskedNode elsewhere),
-  # so frozen params hold no state and do not enter the clipping norm.
-  tx = optax.multi_transform(
-      {'trainable': optax.chain(*chain), 'frozen': optax.set_to_zero()}, partition)
+
+def _make_grouped(c, mults, params_shape_tree, schedule):
+  """multi_transform over 'frozen', 'group<i>' and 'default' labels (module docstring)."""
+  groups = list(c['groups'])
+  for i, g in enumerate(groups):
+    if not (isinstance(g, (tuple, list)) and len(g) == 2 and isinstance(g[0], str)
+            and hasattr(g[1], 'items')):
+      raise ValueError(f'optimizer.groups[{i}] = {g!r} is not a (regex, {{overrides}}) pair.')
+    bad = sorted(set(dict(g[1].items())) - set(_GROUP_KEYS))
+    if bad:
+      raise ValueError(f'optimizer.groups[{i}] ({g[0]!r}) sets {bad}; a group may set '
+                       f'{list(_GROUP_KEYS)}.')
+  names, treedef = _names(params_shape_tree)
+  compiled = [re.compile(g[0]) for g in groups]
+  labels = []
+  for name, m in zip(names, jax.tree.leaves(mults)):
+    if m == 0:
+      labels.append('frozen')
+      continue
+    hit = next((i for i, rx in enumerate(compiled) if rx.fullmatch(name)), None)
+    labels.append('default' if hit is None else f'group{hit}')
+  for i, g in enumerate(groups):
+    if f'group{i}' not in labels:
+      raise ValueError(f'optimizer.groups[{i}] regex {g[0]!r} takes no trainable parameter '
+                       f'(frozen, taken by an earlier group, or no match). Parameters: {names}')
+  partition = jax.tree_util.tree_unflatten(treedef, labels)
+  branches = {'frozen': optax.set_to_zero()}
+  if 'default' in labels:
+    branches['default'] = optax.chain(*_branch(c, mults, params_shape_tree, schedule))
+  for i, g in enumerate(groups):
+    gc = {**c, **dict(g[1].items())}
+    branches[f'group{i}'] = optax.chain(*_branch(
+        gc, mults, params_shape_tree, schedule, what=f'optimizer.groups[{i}]'))
+  tx = optax.multi_transform(branches, partition)
+  clip = c['grad_clip_norm']
+  if clip:   # one global norm over every trainable param, whatever its group
+    trainable = jax.tree.map(lambda l: l != 'frozen', partition)
+    tx = optax.chain(optax.masked(optax.clip_by_global_norm(float(clip)), trainable), tx)
   repeats = int(c['updates_per_step'])
   if repeats < 1:
     raise ValueError(f'updates_per_step={repeats} must be >= 1.')
-  if repeats > 1:
-    tx = _repeat_update(tx, repeats)
-  return tx, schedule
+  return _repeat_update(tx, repeats) if repeats > 1 else tx
 
 
 def _repeat_update(inner, repeats):

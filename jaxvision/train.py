@@ -7,8 +7,9 @@ r"""THE jaxvision training binary: one loop for every method.
 loss, data and evaluators (see `jaxvision/projects/__init__.py`); this file owns the
 rest.  It reads top to bottom: config -> mesh -> input -> model & optimizer -> sharded
 state (restored from the workdir if a checkpoint exists) -> train step -> evaluators ->
-loop.  `total_steps=0` evaluates only.  `train(config, workdir)` is importable and
-returns the train and eval summaries.
+loop.  `total_steps=0` evaluates only; a project of kind `evaluate_only` or
+`per_example` (no model to train) goes straight from the mesh to its evaluators.
+`train(config, workdir)` is importable and returns the train and eval summaries.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+
+# TensorFlow (imported by clu and tfds) prints C++ INFO lines when it loads; keep them
+# off unless the user set the variable (jaxvision.console quiets the Python side).
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
+
 import signal
 import sys
 import threading
@@ -35,53 +41,20 @@ import numpy as np
 
 from jaxvision import checkpoint as checkpoint_lib
 from jaxvision import config as config_lib
+from jaxvision import console
 from jaxvision import evaluation
 from jaxvision import optim
 from jaxvision import projects
 from jaxvision import sharding as sharding_lib
+from jaxvision import stages
 from jaxvision import train_state
 from jaxvision import workdir as workdir_lib
 from jaxvision import writers
 
 REQUIRED = config_lib.REQUIRED
-
-
-def trainer_schema() -> ml_collections.ConfigDict:
-  """Every key the trainer reads, with its default (REQUIRED: no default)."""
-  return ml_collections.ConfigDict({
-      'project': REQUIRED,
-      'seed': 0,
-      'total_steps': REQUIRED,     # 0 = evaluate only
-      'log_every': 50,             # progress line + train metrics
-      'mesh': {'data': -1, 'fsdp': 1, 'model': 1},
-      'sharding_rules': [list(r) for r in sharding_lib.DEFAULT_RULES],
-      'checkpoint': {'every': 1000, 'keep': 3, 'asynchronous': True},
-      'optimizer': optim.default_optimizer_config(),
-      'schedule': optim.default_schedule_config(),
-      'distributed': False,        # call jax.distributed.initialize() (multi-host)
-      'allow_config_change': False,  # resume a workdir whose config.json differs
-      # A jax.profiler trace of `num_steps` steps from `start_step` (-1 = off) into
-      # <workdir>/profile, for TensorBoard's profile plugin / Perfetto.
-      'profile': {'start_step': -1, 'num_steps': 5},
-      'model': {},
-      'input': {},
-      'evals': config_lib.FREE_FORM,
-  })
-
-
-def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Trainer keys + the project's own `model`/`input`/`evals` defaults, all checked."""
-  if 'project' not in config:
-    raise config_lib.ConfigError("missing required config key 'config.project'")
-  project = projects.load_project(config.project)
-  schema = trainer_schema()
-  proj = project.default_config()
-  for section in ('model', 'input'):
-    schema[section] = proj.get(section, ml_collections.ConfigDict())
-  extra = set(proj) - {'model', 'input', 'evals'}
-  for key in extra:  # project-level keys (e.g. `init`) that the project reads itself
-    schema[key] = proj[key]
-  return config_lib.check_trainer_values(config_lib.merge_with_defaults(config, schema))
+# The schema lives in config.py (experiment files and this binary both import it).
+trainer_schema = config_lib.trainer_schema
+validate_config = config_lib.validate_config
 
 
 def _check_batch(batch: dict[str, np.ndarray], spec: dict[str, jax.ShapeDtypeStruct],
@@ -145,12 +118,17 @@ class Experiment:
   schedule: Any
   setup: train_state.StateSetup
   train_step: Any                          # jitted (state, batch) -> (state, metrics)
+  mutable: tuple[str, ...] = ()            # the project's mutable variable collections
 
 
 def build(config: ml_collections.ConfigDict) -> Experiment:
   """Mesh, model, optimizer, sharded-state recipe and the jitted train step."""
   config = validate_config(config)
   project = projects.load_project(config.project)
+  if projects.kind_of(project) != projects.TRAINED:
+    raise config_lib.ConfigError(
+        f'project {config.project!r} is of kind {projects.kind_of(project)!r}: it has no '
+        'model or train step to build (train() runs its evaluators directly)')
   total_steps = int(config.total_steps)
   mesh = sharding_lib.make_mesh(dict(config.mesh))
   rules = sharding_lib.normalize_rules(config.sharding_rules)
@@ -165,25 +143,29 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
 
   # ------------------------------------------------------------------ model & optimizer
   model = project.make_model(config.model)
+  mutable = tuple(getattr(project, 'mutable', ()))
+  ema = train_state.EmaConfig.from_config(config.ema)
   # Parameters never depend on the batch size: initialise from a batch of one.
   dummy = {k: jax.ShapeDtypeStruct((1,) + tuple(s.shape[1:]), s.dtype) for k, s in spec.items()}
   with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-    abstract_params = jax.eval_shape(
+    abstract_vars = jax.eval_shape(
         lambda r, b: nn.meta.unbox(project.init_params(model, r, b)), jax.random.key(0), dummy)
+  abstract_params = abstract_vars['params'] if mutable else abstract_vars
   tx, schedule = optim.make_optimizer(config, abstract_params, total_steps)
   setup = train_state.make_state_setup(model=model, tx=tx, init_params=project.init_params,
-                                       dummy_batch=dummy, mesh=mesh, rules=rules)
+                                       dummy_batch=dummy, mesh=mesh, rules=rules,
+                                       mutable=mutable, ema=ema)
 
   batch_shardings = {k: sharding_lib.batch_sharding(mesh, len(s.shape)) for k, s in spec.items()}
   step_fn = train_state.make_train_step(loss_fn=project.loss_fn, model=model, config=config,
-                                        tx=tx, schedule=schedule)
+                                        tx=tx, schedule=schedule, mutable=mutable, ema=ema)
   with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
     jit_step = jax.jit(step_fn, in_shardings=(setup.shardings, batch_shardings),
                        out_shardings=(setup.shardings, sharding_lib.replicated(mesh)),
                        donate_argnums=(0,))
   return Experiment(config=config, project=project, mesh=mesh, rules=rules, spec=spec,
                     batch_size=batch_size, model=model, tx=tx, schedule=schedule, setup=setup,
-                    train_step=jit_step)
+                    train_step=jit_step, mutable=mutable)
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -204,10 +186,13 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   pi, pc = jax.process_index(), jax.process_count()
   workdir_lib.claim(workdir, config, pi)   # lock, compare with config.json, write it
   writer = writers.make_writer(workdir, pi)
-  logging.info('config:\n%s', config)
+  logging.info('%s', console.config_summary(config, workdir))
+  logging.debug('config:\n%s', config)
   total_steps = int(config.total_steps)
   if total_steps < 0:
     raise config_lib.ConfigError(f'config.total_steps must be >= 0, got {total_steps}')
+  if projects.kind_of(project) != projects.TRAINED:
+    return _run_without_training(config, project, workdir, writer)
 
   exp = build(config)
   project, mesh, rules, spec, setup = exp.project, exp.mesh, exp.rules, exp.spec, exp.setup
@@ -233,10 +218,18 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if hasattr(project, 'load_pretrained'):
       params = project.load_pretrained(jax.device_get(state['params']), config)
       state['params'] = jax.device_put(params, setup.param_shardings)
+    if config.init.from_workdir:   # multi-stage: sub-trees of an earlier run, sharded
+      state, _, names = stages.restore_subtrees(
+          state, config.init.from_workdir, list(config.init.restore), config.init.from_step)
+      if 'ema' in state and not any(n.startswith('ema/') for n in names):
+        state['ema'] = jax.jit(lambda p: train_state.select(p, config.ema.params),
+                               out_shardings=setup.shardings['ema'])(state['params'])
     logging.info('initialised a new run')
-  parameter_overview.log_parameter_overview(state['params'], include_stats=False,
-                                            msg='parameters')
   n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state['params']))
+  logging.info('%s parameters in %d arrays', f'{n_params:,}', len(jax.tree.leaves(state['params'])))
+  if logging.get_verbosity() >= 1:   # the full table with --verbosity=1
+    parameter_overview.log_parameter_overview(state['params'], include_stats=False,
+                                              msg='parameters')
   writer.write_hparams({'num_params': n_params, **_flat_hparams(config)})
 
   # ------------------------------------------------------------------- evaluators
@@ -247,13 +240,12 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   summaries: dict[str, Any] = {'train': {}, 'eval': {}, 'preempted': False}
 
   def run_evals(step: int, final: bool) -> None:
+    variables = None
     for ev in evaluators:
       if final or (ev.every and step % ev.every == 0):
-        t0 = time.time()
-        results = {f'{ev.name}/{k}': float(v) for k, v in ev.run(state['params']).items()}
-        results[f'{ev.name}/seconds'] = time.time() - t0
-        writer.write_scalars(step, results)
-        summaries['eval'].setdefault(step, {}).update(results)
+        if variables is None:   # params (EMA ones if asked), or the variables dict
+          variables = train_state.eval_variables(state, exp.mutable, config.ema.evaluate)
+        _run_one_eval(ev, variables, step, writer, summaries)
 
   if total_steps == 0:
     run_evals(start_step, final=True)
@@ -283,6 +275,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     return newest
 
   logging.info('training from step %d to %d', start_step, total_steps)
+  bar = console.ProgressBar(total_steps, start_step)
   try:
     with _Preemption() as preemption:
       while step < total_steps:
@@ -296,6 +289,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
           state, metrics = jit_step(state, batch)
         step += 1
         pending.append((step, metrics))
+        bar.update(step)
         if config.profile.start_step >= 0 and step == config.profile.start_step + \
             config.profile.num_steps:
           jax.block_until_ready(metrics)
@@ -319,7 +313,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             summaries['train'][step] = values
             last_log = (time.time(), step)
         if will_save:
-          ckpt.save(step, state, train_iter, force=is_last or stop)
+          if ckpt.save(step, state, train_iter, force=is_last or stop):
+            logging.info('saving the checkpoint of step %d', step)
         run_evals(step, final=is_last)
         if stop:
           ckpt.wait_for(step)
@@ -327,11 +322,50 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
           summaries['preempted'] = True
           break
   finally:
+    bar.close()
     # Whatever stopped the loop, finish the saves already started (all of good
     # states) and the metric writes, so an error loses nothing that was logged.
     writer.flush()
     ckpt.close()
   summaries['final_step'] = step
+  return summaries
+
+
+# ------------------------------------------------------------------ evaluation helpers
+def _run_one_eval(ev, variables, step: int, writer, summaries) -> None:
+  t0 = time.time()
+  results = {f'{ev.name}/{k}': float(v) for k, v in ev.run(variables).items()}
+  results[f'{ev.name}/seconds'] = time.time() - t0
+  writer.write_scalars(step, results)
+  summaries['eval'].setdefault(step, {}).update(results)
+  logging.info('eval %s at step %d (%.1f s): %s', ev.name, step, results[f'{ev.name}/seconds'],
+               ', '.join(f'{k.split("/", 1)[1]}={v:.4g}' for k, v in results.items()
+                         if not k.endswith('/seconds')))
+
+
+def _run_without_training(config, project, workdir: str, writer) -> dict[str, Any]:
+  """Kinds (b) evaluate-only and (c) per-example: the evaluators are the run.
+
+  No model, optimizer, train state or checkpoint of one: the evaluators get
+  `run(None)`, the mesh and the workdir (where an inner loop keeps its checkpoints).
+  """
+  if int(config.total_steps) != 0:
+    raise config_lib.ConfigError(
+        f'config.total_steps={config.total_steps}: project {config.project!r} is of kind '
+        f'{projects.kind_of(project)!r} and trains nothing; set it to 0')
+  mesh = sharding_lib.make_mesh(dict(config.mesh))
+  rules = sharding_lib.normalize_rules(config.sharding_rules)
+  ctx = evaluation.EvalContext(model=None, mesh=mesh, rules=rules, param_shardings=None,
+                               config=config, workdir=workdir,
+                               process_index=jax.process_index(),
+                               process_count=jax.process_count())
+  summaries: dict[str, Any] = {'train': {}, 'eval': {}, 'preempted': False}
+  try:
+    for ev in project.make_evaluators(config, ctx):
+      _run_one_eval(ev, None, 0, writer, summaries)
+  finally:
+    writer.flush()
+  summaries['final_step'] = 0
   return summaries
 
 
@@ -356,17 +390,6 @@ def _flat_hparams(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ command line
-class _DropLibraryChatter(logging.logging.Filter):
-  """Keeps orbax's per-save INFO lines (dozens per checkpoint) out of the run log."""
-
-  def filter(self, record):
-    if '/orbax/' in record.pathname and record.exc_info:
-      # A failed save: orbax logs its traceback from several threads; the run's own
-      # error line names the path and the cause.
-      record.exc_info, record.exc_text = None, None
-    return record.levelno >= logging.logging.WARNING or '/orbax/' not in record.pathname
-
-
 def run_main():
   """`python -m jaxvision.train` / the `jaxvision-train` console script.
 
@@ -391,7 +414,7 @@ def run_main():
       raise app.UsageError(f'unexpected arguments: {argv[1:]}')
     if config_flag.value is None or not workdir_flag.value:
       raise app.UsageError('--config and --workdir are required')
-    logging.get_absl_handler().addFilter(_DropLibraryChatter())
+    console.setup()   # library INFO chatter off unless --verbosity >= 1
     try:
       summaries = train(config_flag.value, workdir_flag.value)
     except USER_ERRORS as e:   # a refusal with its reason, not a traceback

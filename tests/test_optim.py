@@ -301,3 +301,54 @@ def test_tree_map_params_on_state():
       transform_non_params=lambda _: replicated)
   sharded = jax.jit(tx.init, out_shardings=state_shardings)(params)
   _assert_trees_close(sharded, state)
+
+
+def test_param_groups_each_get_their_own_optimizer_and_state():
+  """SGD+momentum on `backbone/*`, AdamW elsewhere, `frozen` frozen: each equals the
+  plain optax alias on its own leaves; clipping uses one norm over all trainable."""
+  params = {'backbone': {'kernel': jnp.ones((3, 2)), 'bias': jnp.ones((2,))},
+            'head': {'kernel': jnp.full((2, 4), 2.0)}, 'frozen': {'kernel': jnp.ones((5,))}}
+  grads = jax.tree.map(lambda x: jnp.arange(x.size, dtype=jnp.float32).reshape(x.shape) - 1.5,
+                       params)
+  config = ml_collections.ConfigDict({
+      'optimizer': {'name': 'adamw', 'weight_decay': 0.1, 'grad_clip_norm': 2.0,
+                    'lr_rules': [('frozen/.*', 0.0)],
+                    'groups': [('backbone/.*', {'name': 'sgd', 'momentum': 0.9,
+                                                'weight_decay': 0.0})]},
+      'schedule': {'type': 'constant', 'base_lr': 0.1}})
+  tx, _ = optim.make_optimizer(config, params, 10)
+  state = tx.init(params)
+  # No optimizer state for the frozen param; momentum only for the backbone's two.
+  shapes = [np.shape(x) for x in jax.tree.leaves(state)]
+  assert (5,) not in shapes
+  assert shapes.count((3, 2)) == 1 and shapes.count((2, 4)) == 2   # trace vs adam mu, nu
+  trainable = {k: v for k, v in grads.items() if k != 'frozen'}
+  norm = float(optax.tree.norm(trainable))
+  clipped = jax.tree.map(lambda g: g * min(1.0, 2.0 / norm), trainable)
+  for _ in range(2):
+    updates, state = tx.update(grads, state, params)
+  sgd = optax.sgd(0.1, momentum=0.9)
+  s = sgd.init(params['backbone'])
+  for _ in range(2):
+    want_bb, s = sgd.update(clipped['backbone'], s)
+  adamw = optax.adamw(0.1, weight_decay=0.1)
+  s = adamw.init(params['head'])
+  for _ in range(2):
+    want_head, s = adamw.update(clipped['head'], s, params['head'])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6),
+               updates['backbone'], want_bb)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6),
+               updates['head'], want_head)
+  np.testing.assert_array_equal(updates['frozen']['kernel'], 0)
+
+
+def test_param_group_errors_are_named():
+  params = {'a': {'kernel': jnp.ones((2,))}, 'b': {'kernel': jnp.ones((2,))}}
+  base = {'schedule': {'type': 'constant'}}
+  with pytest.raises(ValueError, match=r"groups\[0\] \('a/.\*'\) sets \['lr'\]"):
+    optim.make_optimizer(ml_collections.ConfigDict(dict(
+        base, optimizer={'groups': [('a/.*', {'lr': 1.0})]})), params, 10)
+  with pytest.raises(ValueError, match=r"groups\[1\] regex 'a/kernel' takes no trainable"):
+    optim.make_optimizer(ml_collections.ConfigDict(dict(
+        base, optimizer={'groups': [('a/.*', {'name': 'sgd'}), ('a/kernel', {'name': 'sgd'})]})),
+        params, 10)

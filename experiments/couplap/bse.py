@@ -32,7 +32,6 @@ def get_config(arg=None):
   c.project = 'couplap'
   c.seed = 0
   c.total_steps = 0
-  c.model = dict(maps=20)
   c.input = dict(bse_dir='', bones=BONES,
                  embedded_bse=dict(bones=BONES, n_per_side=3, n_points=13000, seed=0))
   c.bse = dict(methods=('spectral', 'chamfer', 'hausdorff'), max_points=13000, maps=20,

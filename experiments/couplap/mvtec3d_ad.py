@@ -27,7 +27,6 @@ def get_config(arg=None):
   c.project = 'couplap'
   c.seed = 0
   c.total_steps = 0
-  c.model = dict(maps=200)
   c.input = dict(data_dir='', classes=(),
                  embedded_anomaly=dict(classes=('dog', 'rodent'), n_good=3, n_per_defect=3,
                                        resolution=640, seed=0))
@@ -46,5 +45,4 @@ def get_config(arg=None):
                      methods=('coupled', 'euclidean', 'independent'))
   if arg.upstream:
     c.anomaly.update(solver='upstream', registration='fpfh_ransac', pixel_mapping='upstream')
-  c.model.maps = c.anomaly.maps
   return with_defaults(c)

@@ -19,7 +19,8 @@ from jaxvision.projects.classification import data
 from jaxvision.projects.classification import losses
 from jaxvision.projects.classification.evaluators import make_evaluators  # pylint: disable=unused-import
 
-__all__ = ['default_config', 'make_model', 'init_params', 'batch_spec', 'loss_fn',
+kind = 'trained'   # the contract of jaxvision/projects/__init__.py
+__all__ = ['kind', 'default_config', 'make_model', 'init_params', 'batch_spec', 'loss_fn',
            'make_dataset', 'make_evaluators', 'load_pretrained']
 
 

@@ -25,7 +25,8 @@ from jaxvision.projects.frofa import data
 from jaxvision.projects.frofa import model as model_lib
 from jaxvision.projects.frofa.evaluators import make_evaluators  # pylint: disable=unused-import
 
-__all__ = ['default_config', 'make_model', 'init_params', 'batch_spec', 'loss_fn',
+kind = 'trained'   # the contract of jaxvision/projects/__init__.py
+__all__ = ['kind', 'default_config', 'make_model', 'init_params', 'batch_spec', 'loss_fn',
            'make_dataset', 'make_evaluators']
 
 

@@ -106,16 +106,19 @@ def test_evaluate_class_metrics_in_range(ad_root):
 
 
 def test_contract_and_clear_errors():
-  c = couplap.default_config()
-  model = couplap.make_model(c.model)
-  spec = couplap.batch_spec(c, 'train')
-  batch = {k: np.ones(s.shape, s.dtype) for k, s in spec.items()}
-  params = couplap.init_params(model, jax.random.key(0), batch)
-  assert not params   # parameter-free
-  loss, aux = couplap.loss_fn(params, batch, jax.random.key(1), model=model, config=c)
-  assert float(loss) == pytest.approx(0.0, abs=1e-6) and float(aux['max_score']) < 1e-6
-  with pytest.raises(config_lib.ConfigError, match='total_steps=0'):
-    couplap.make_dataset(c, 'train', seed=0, process_index=0, process_count=1)
+  # Evaluate-only: no stand-in model, loss, dataset or optimizer section.
+  assert couplap.kind == 'evaluate_only'
+  for name in ('make_model', 'init_params', 'batch_spec', 'loss_fn', 'make_dataset'):
+    assert not hasattr(couplap, name)
+  c = config_lib.with_defaults(ml_collections.ConfigDict(
+      {'project': 'couplap', 'evals': {'bse': {'type': 'bse'}}}))
+  assert c.total_steps == 0 and 'optimizer' not in c and 'model' not in c
+  with pytest.raises(config_lib.ConfigError, match='unknown config key .config.model'):
+    config_lib.with_defaults(ml_collections.ConfigDict(
+        {'project': 'couplap', 'model': {'maps': 3}}))
+  with pytest.raises(config_lib.ConfigError, match='trains nothing; set it to 0'):
+    train.train(ml_collections.ConfigDict({'project': 'couplap', 'total_steps': 5}),
+                '/tmp/couplap_bad_steps')
   bad = ml_collections.ConfigDict({'project': 'couplap', 'total_steps': 0,
                                    'evals': {'x': {'type': 'segmentation'}}})
   with pytest.raises(config_lib.ConfigError, match="knows 'anomaly'"):

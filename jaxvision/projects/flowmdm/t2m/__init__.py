@@ -33,7 +33,8 @@ from jaxvision.data import word_vectors as wv
 from jaxvision.nn import t2m_evaluator as te
 from jaxvision.projects.flowmdm import data as fm_data
 
-__all__ = ['default_config', 'make_model', 'init_params', 'batch_spec', 'loss_fn',
+kind = 'trained'   # the contract of jaxvision/projects/__init__.py
+__all__ = ['kind', 'default_config', 'make_model', 'init_params', 'batch_spec', 'loss_fn',
            'make_dataset', 'make_evaluators']
 
 POS_SIZE = len(te.POS_ENUMERATOR)
