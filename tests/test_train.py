@@ -93,7 +93,9 @@ def test_exact_resume_after_sigkill(tmp_path):
   # Kill as soon as step 20 is logged: past a checkpoint, mid-run, maybe mid-save.
   deadline = time.time() + 240
   while time.time() < deadline and proc.poll() is None:
-    if any(r['step'] >= 20 and 'loss' in r for r in writers.read_metrics(str(resumed))):
+    # ... once step 10's checkpoint is committed (an async save can lag under load).
+    if (any(r['step'] >= 20 and 'loss' in r for r in writers.read_metrics(str(resumed)))
+        and (resumed / 'checkpoints' / '10').is_dir()):
       break
     time.sleep(0.002)
   proc.send_signal(signal.SIGKILL)
