@@ -86,12 +86,3 @@ def for_project(project, config, ctx: EvalContext) -> list[Any]:
     ctx = dataclasses.replace(ctx, data=lambda split: project.eval_data(config, split))
   fns = project.predict_fns(ctx.model, config) if hasattr(project, 'predict_fns') else {}
   return make_evaluators(config.evals, ctx, fns, extra=getattr(project, 'EVALUATORS', None))
-
-
-def get_predict_fn(predict_fns: Mapping[str, Any], pred: str, where: str):
-  """`predict_fns[pred]`, or a ConfigError naming the entry and the available names."""
-  if pred not in predict_fns:
-    raise config_lib.ConfigError(
-        f"{where}.pred={pred!r}: the project has no such prediction function; available: "
-        f"{sorted(predict_fns) or 'none'}")
-  return predict_fns[pred]

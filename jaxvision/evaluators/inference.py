@@ -86,14 +86,18 @@ def dataset_batches(ctx: EvalContext, source, *, batch_size: int, preprocess=Non
       process_index=ctx.process_index, process_count=ctx.process_count))
 
 
-def split_batches(ctx: EvalContext, split: str, batch_size: int, num_workers: int = 0):
-  """`dataset_batches` over the project's evaluation data for `split` (ctx.data)."""
+def split_batches(ctx: EvalContext, split: str, batch_size: int):
+  """`dataset_batches` over the project's evaluation data for `split` (ctx.data).
+
+  Preprocessing runs in `config.input.num_workers` worker processes, as in training.
+  """
   if ctx.data is None:
     raise ValueError(f"this project provides no eval_data(config, split), so evaluators "
                      f"cannot read split {split!r}")
   source, preprocess = ctx.data(split)
+  input_cfg = getattr(ctx.config, 'input', None) or {}
   return dataset_batches(ctx, source, batch_size=batch_size, preprocess=preprocess,
-                         num_workers=num_workers)
+                         num_workers=int(input_cfg.get('num_workers', 0)))
 
 
 def masked_sums(outputs: Mapping[str, jax.Array], batch: Batch, mask: jax.Array
@@ -104,6 +108,13 @@ def masked_sums(outputs: Mapping[str, jax.Array], batch: Batch, mask: jax.Array
           for k, v in outputs.items()}
   sums['count'] = jnp.sum(mask.astype(jnp.float32))
   return sums
+
+
+def batch_totals(outputs: Mapping[str, jax.Array], batch: Batch, mask: jax.Array
+                 ) -> dict[str, jax.Array]:
+  """The reduction for functions that already return per-batch totals (using `_mask`)."""
+  del batch, mask
+  return dict(outputs)
 
 
 class Inference:
