@@ -110,6 +110,10 @@ def test_hand_computed_cases():
   det4 = {'boxes': np.array([[0, 0, 10, 10], [120, 120, 140, 140]], float),
           'scores': np.array([0.5, 0.9]), 'classes': np.array([0, 0])}
   assert detection.coco_evaluate([det4], [gt_crowd])['AP'] == pytest.approx(1.0)
+  # a detection on an object that lies in a crowd region counts for the object
+  gt_both = {'boxes': np.array([[0, 0, 10, 10], [0, 0, 10, 10]], float),
+             'classes': np.array([0, 0]), 'crowd': np.array([False, True])}
+  assert detection.coco_evaluate([_one([0, 0, 10, 10])], [gt_both])['AP'] == pytest.approx(1.0)
   # only the AR1 setting cuts to the top-scoring detection per image
   assert detection.coco_evaluate([det3], [gt2])['AR1'] == 0.0
 
