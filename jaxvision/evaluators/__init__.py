@@ -75,6 +75,11 @@ def make_evaluators(evals: Mapping[str, Any], ctx: EvalContext,
           f"missing required config key '{where}.type' (known types: "
           f"{', '.join(sorted(set(REGISTRY) | set(extra)))})")
     cls = evaluator_class(cfg['type'], extra, where=where)
+    if cfg['type'] not in extra and not predict_fns:
+      raise config_lib.ConfigError(
+          f"{where}.type={cfg['type']!r} runs the project's prediction functions, and this "
+          f"project provides none (no predict_fns); its own evaluator types: "
+          f"{', '.join(repr(t) for t in sorted(extra)) or 'none'}")
     cfg = config_lib.check_keys(cfg, cls.DEFAULTS, where)
     out.append(cls(name, cfg, ctx, predict_fns))
   return out
