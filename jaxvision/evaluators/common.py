@@ -49,9 +49,13 @@ class Evaluator:
     self.every = int(cfg.every)
     self.where = f'config.evals.{name}'
     self.fn = predict_fn(predict_fns, cfg, self.where)
+    self._data: dict[str, Any] = {}    # split -> (source, preprocess), opened once
 
   def batches(self, split: str | None = None):
-    return inference.split_batches(self.ctx, split or self.cfg.split, int(self.cfg.batch_size))
+    split = split or self.cfg.split
+    if split not in self._data:
+      self._data[split] = inference.split_data(self.ctx, split)
+    return inference.split_batches(self.ctx, split, int(self.cfg.batch_size), self._data[split])
 
   def output(self, outputs, key):
     return require_output(outputs, key, self.where, self.cfg.pred)

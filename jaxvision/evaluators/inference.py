@@ -86,16 +86,23 @@ def dataset_batches(ctx: EvalContext, source, *, batch_size: int, preprocess=Non
       process_index=ctx.process_index, process_count=ctx.process_count))
 
 
-def split_batches(ctx: EvalContext, split: str, batch_size: int):
-  """`dataset_batches` over the project's evaluation data for `split` (ctx.data).
-
-  Preprocessing runs in `config.input.num_workers` worker processes, as in training.
-  """
+def split_data(ctx: EvalContext, split: str) -> tuple[Any, Any]:
+  """(source, preprocess) of `split` from the project's `eval_data` (ctx.data)."""
   if ctx.data is None:
     raise ValueError(f"this project provides no eval_data(config, split), so evaluators "
                      f"cannot read split {split!r}")
-  source, preprocess = ctx.data(split)
-  input_cfg = getattr(ctx.config, 'input', None) or {}
+  return ctx.data(split)
+
+
+def split_batches(ctx: EvalContext, split: str, batch_size: int, data=None):
+  """`dataset_batches` over the project's evaluation data for `split`.
+
+  `data`: the (source, preprocess) of `split_data`, when the caller keeps it between
+  runs.  Preprocessing runs in `config.input.num_workers` worker processes, as in
+  training.
+  """
+  source, preprocess = data if data is not None else split_data(ctx, split)
+  input_cfg = ctx.config.get('input', None) or {}
   return dataset_batches(ctx, source, batch_size=batch_size, preprocess=preprocess,
                          num_workers=int(input_cfg.get('num_workers', 0)))
 
