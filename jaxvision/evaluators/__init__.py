@@ -12,8 +12,14 @@ entry).  Common keys: `every` (steps; 0 = only at the end), `split`, `batch_size
 (`predict_fns(model, config) -> {name: fn(params, batch) -> {output: array}}`).
 
 Evaluators are objects with `name`, `every` and `run(params) -> {metric: float}`.  They
-all run the model through `inference.Inference` (sharded, batched, padded and masked);
+all run the model through `inference.Inference` (sharded, batched, padded and masked),
+and so do the projects' own types that run a model (e.g. `flowmdm.t2m`'s 'matching');
 their metric maths lives in `jaxvision.metrics`.
+
+A project provides (all optional; see `jaxvision/projects/__init__.py`):
+  predict_fns(model, config) -> {name: fn}   what `pred=` names;
+  eval_data(config, split) -> (source, preprocess or None)   what `split=` names;
+  EVALUATORS = {type: class}   paper-specific types, built like the shared ones.
 """
 
 from __future__ import annotations
