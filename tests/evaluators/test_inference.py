@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from jaxvision import sharding as sharding_lib
 from jaxvision.data.sources import ArraySource
 from jaxvision.evaluators import inference
 from tests.evaluators import toy
@@ -59,3 +60,13 @@ def test_bad_batches_are_named():
   no_data.data = None
   with pytest.raises(ValueError, match='no eval_data'):
     inference.split_batches(no_data, 'test', 8)
+
+
+def test_one_device_and_eight_devices_agree():
+  params, data = toy.params_and_data(n=29)
+  outs = []
+  for mesh in ({'data': 1, 'fsdp': 1, 'model': 1}, {'data': 2, 'fsdp': 2, 'model': 2}):
+    ctx = toy.context({'test': data}, params=params, mesh=sharding_lib.make_mesh(mesh))
+    outs.append(inference.Inference(ctx, toy.linear).predict(
+        params, inference.split_batches(ctx, 'test', 8)))
+  np.testing.assert_allclose(outs[0]['logits'], outs[1]['logits'], rtol=1e-6, atol=1e-6)
