@@ -42,7 +42,7 @@ import numpy as np
 from jaxvision import checkpoint as checkpoint_lib
 from jaxvision import config as config_lib
 from jaxvision import console
-from jaxvision import evaluation
+from jaxvision import evaluators as evaluators_lib
 from jaxvision import optim
 from jaxvision import projects
 from jaxvision import sharding as sharding_lib
@@ -233,10 +233,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   writer.write_hparams({'num_params': n_params, **_flat_hparams(config)})
 
   # ------------------------------------------------------------------- evaluators
-  ctx = evaluation.EvalContext(model=model, mesh=mesh, rules=rules,
-                               param_shardings=setup.param_shardings, config=config,
-                               workdir=workdir, process_index=pi, process_count=pc)
-  evaluators = project.make_evaluators(config, ctx)
+  ctx = evaluators_lib.EvalContext(model=model, mesh=mesh, rules=rules,
+                                   param_shardings=setup.param_shardings, config=config,
+                                   workdir=workdir, process_index=pi, process_count=pc)
+  evaluators = evaluators_lib.for_project(project, config, ctx)
   summaries: dict[str, Any] = {'train': {}, 'eval': {}, 'preempted': False}
 
   def run_evals(step: int, final: bool) -> None:
@@ -355,13 +355,13 @@ def _run_without_training(config, project, workdir: str, writer) -> dict[str, An
         f'{projects.kind_of(project)!r} and trains nothing; set it to 0')
   mesh = sharding_lib.make_mesh(dict(config.mesh))
   rules = sharding_lib.normalize_rules(config.sharding_rules)
-  ctx = evaluation.EvalContext(model=None, mesh=mesh, rules=rules, param_shardings=None,
-                               config=config, workdir=workdir,
-                               process_index=jax.process_index(),
-                               process_count=jax.process_count())
+  ctx = evaluators_lib.EvalContext(model=None, mesh=mesh, rules=rules, param_shardings=None,
+                                   config=config, workdir=workdir,
+                                   process_index=jax.process_index(),
+                                   process_count=jax.process_count())
   summaries: dict[str, Any] = {'train': {}, 'eval': {}, 'preempted': False}
   try:
-    for ev in project.make_evaluators(config, ctx):
+    for ev in evaluators_lib.for_project(project, config, ctx):
       _run_one_eval(ev, None, 0, writer, summaries)
   finally:
     writer.flush()

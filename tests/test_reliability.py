@@ -20,6 +20,7 @@ import pytest
 
 from jaxvision import checkpoint
 from jaxvision import config as config_lib
+from jaxvision import evaluators as evaluators_lib
 from jaxvision import projects
 from jaxvision import train
 from jaxvision import workdir as workdir_lib
@@ -49,16 +50,15 @@ def test_sigterm_anywhere_in_a_step_leaves_a_checkpoint_of_the_exit_step(
   assert threading.current_thread() is threading.main_thread()   # the handler needs it
   kill = _sigterm_once(at_call=2)
   if where == 'evaluator':
-    project = projects.load_project('classification')
-    make = project.make_evaluators
+    make = evaluators_lib.for_project
 
-    def make_evaluators(config, ctx):
-      evs = make(config, ctx)
+    def for_project(project, config, ctx):
+      evs = make(project, config, ctx)
       for ev in evs:
         run = ev.run
         ev.run = lambda params, run=run: (kill(), run(params))[1]
       return evs
-    monkeypatch.setattr(project, 'make_evaluators', make_evaluators)
+    monkeypatch.setattr(evaluators_lib, 'for_project', for_project)
   elif where == 'logging':
     write = writers.JsonlWriter.write_scalars
     monkeypatch.setattr(writers.JsonlWriter, 'write_scalars',

@@ -91,6 +91,7 @@ def toy_config(**overrides):
       'schedule': {'type': 'constant', 'base_lr': 1e-2, 'warmup_steps': 2},
       'ema': {'decay': 0.9, 'every': 2, 'params': 'backbone/.*'},
       'checkpoint': {'every': 4, 'keep': 3, 'asynchronous': False},
+      'evals': {'val': {'type': 'mse'}},
   })
   for k, v in overrides.items():
     c[k] = v

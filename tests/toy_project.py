@@ -87,9 +87,11 @@ def make_dataset(config, split, *, seed, process_index, process_count):
 
 class MseEvaluator:
   """Mean squared error on 64 held-out examples with the running BatchNorm averages."""
-  name, every = 'val', 0
+  DEFAULTS = {'type': 'mse', 'every': 0}
 
-  def __init__(self, ctx):
+  def __init__(self, name, cfg, ctx, predict_fns):
+    del predict_fns
+    self.name, self.every = name, int(cfg.every)
     self._model = ctx.model
     ex = _examples(64, 1)
     self._x = np.stack([e['x'] for e in ex])
@@ -100,9 +102,7 @@ class MseEvaluator:
     return {'mse': float(np.mean((np.asarray(out)[:, 0] - self._y) ** 2))}
 
 
-def make_evaluators(config, ctx):
-  del config
-  return [MseEvaluator(ctx)]
+EVALUATORS = {'mse': MseEvaluator}
 
 
 def register(monkeypatch) -> types.ModuleType:

@@ -9,7 +9,22 @@ Every kind provides:
   kind: str                              'trained' | 'evaluate_only' | 'per_example'
   default_config() -> ConfigDict         defaults of its sections (every key it reads;
                                          unknown keys are errors)
-  make_evaluators(config, ctx) -> [objects with .name, .every, .run(params) -> dict]
+
+and its evaluators come from `config.evals`: each entry names a `type`, either one of
+the shared types of `jaxvision.evaluators` (classification, linear_probe, roc_auc,
+retrieval, detection, segmentation, geodesic_error, save_predictions) or one of the
+project's own.  For those a project provides what applies:
+
+  predict_fns(model, config) -> {name: fn(params, batch) -> {output: array}}
+                                        what the shared evaluators run, by the name in
+                                        their `pred` key (trained projects)
+  eval_data(config, split) -> (random-access source, preprocess fn or None)
+                                        the examples those evaluators read
+  EVALUATORS = {type: class}            paper-specific evaluator types, built like the
+                                        shared ones: class(name, cfg, ctx, predict_fns)
+                                        with `DEFAULTS`, `.name`, `.every`,
+                                        `.run(params) -> dict`; inference that runs a
+                                        model goes through jaxvision.evaluators.inference
 
 (a) kind = 'trained' (a model learnt by the loop: ViT, FroFA, FlowMDM) also provides
 
@@ -32,7 +47,7 @@ Every kind provides:
   an earlier run's checkpoint (pre-train -> fine-tune, warm-up -> joint, a teacher).
 
 (b) kind = 'evaluate_only' (a method that learns nothing: Coupled Laplacian, an
-  axiomatic functional-map pipeline).  Nothing else: no model, loss, optimizer, dataset,
+  axiomatic functional-map pipeline).  Its own `EVALUATORS`, nothing else: no model, loss, optimizer, dataset,
   train state or compiled step exists; the config has no model/optimizer/schedule/
   checkpoint sections and `total_steps` must be 0.  Evaluators get `run(None)` and the
   mesh through `ctx` for any sharded computation they do.
@@ -54,12 +69,14 @@ EVALUATE_ONLY = 'evaluate_only'
 PER_EXAMPLE = 'per_example'
 KINDS = (TRAINED, EVALUATE_ONLY, PER_EXAMPLE)
 
-_COMMON = ('default_config', 'make_evaluators')
+_COMMON = ('default_config',)
 REQUIRED = {
     TRAINED: _COMMON + ('make_model', 'init_params', 'batch_spec', 'loss_fn', 'make_dataset'),
     EVALUATE_ONLY: _COMMON,
     PER_EXAMPLE: _COMMON,
 }
+# Without a model to predict with, the evaluators are the project's own.
+_REQUIRED_TABLES = {EVALUATE_ONLY: ('EVALUATORS',), PER_EXAMPLE: ('EVALUATORS',)}
 # What a project of another kind must NOT define: the stand-ins kind (b) replaces.
 _TRAINING_FUNCTIONS = ('make_model', 'init_params', 'batch_spec', 'loss_fn', 'make_dataset',
                        'load_pretrained')
@@ -89,6 +106,11 @@ def check_contract(module: ModuleType, name: str) -> None:
   if missing:
     raise ContractError(f'{where} is of kind {kind!r} but does not provide {missing} '
                         f'(a {kind!r} project needs {list(REQUIRED[kind])})')
+  tables = [t for t in _REQUIRED_TABLES.get(kind, ())
+            if not isinstance(getattr(module, t, None), dict)]
+  if tables:
+    raise ContractError(f'{where} is of kind {kind!r} but does not provide {tables} '
+                        '(a dict {evaluator type: class}: its evaluators are the run)')
   if kind != TRAINED:
     extra = [f for f in _TRAINING_FUNCTIONS if hasattr(module, f)]
     if extra:

@@ -36,7 +36,7 @@ def test_every_project_declares_a_kind_and_meets_it(name, kind):
 
 
 def test_missing_functions_are_named(monkeypatch):
-  m = _module('half', kind='trained', default_config=_fn, make_evaluators=_fn, make_model=_fn)
+  m = _module('half', kind='trained', default_config=_fn, EVALUATORS={}, make_model=_fn)
   monkeypatch.setitem(sys.modules, m.__name__, m)
   with pytest.raises(projects.ContractError,
                      match=r"project 'half' \(/fake/half/__init__.py\) is of kind 'trained' but "
@@ -45,7 +45,7 @@ def test_missing_functions_are_named(monkeypatch):
 
 
 def test_kind_is_required_and_checked(monkeypatch):
-  m = _module('nokind', default_config=_fn, make_evaluators=_fn)
+  m = _module('nokind', default_config=_fn, EVALUATORS={})
   monkeypatch.setitem(sys.modules, m.__name__, m)
   with pytest.raises(projects.ContractError, match='declares no `kind`'):
     projects.load_project('nokind')
@@ -55,7 +55,7 @@ def test_kind_is_required_and_checked(monkeypatch):
 
 
 def test_evaluate_only_may_not_carry_stand_ins(monkeypatch):
-  m = _module('standin', kind='evaluate_only', default_config=_fn, make_evaluators=_fn,
+  m = _module('standin', kind='evaluate_only', default_config=_fn, EVALUATORS={},
               make_model=_fn, loss_fn=_fn)
   monkeypatch.setitem(sys.modules, m.__name__, m)
   with pytest.raises(projects.ContractError, match=r"defines \['make_model', 'loss_fn'\]"):
@@ -63,31 +63,35 @@ def test_evaluate_only_may_not_carry_stand_ins(monkeypatch):
 
 
 def test_bad_mutable_is_named(monkeypatch):
-  m = _module('mut', kind='evaluate_only', default_config=_fn, make_evaluators=_fn,
+  m = _module('mut', kind='evaluate_only', default_config=_fn, EVALUATORS={},
               mutable='batch_stats')
   monkeypatch.setitem(sys.modules, m.__name__, m)
   with pytest.raises(projects.ContractError, match='`mutable` must be a tuple'):
     projects.load_project('mut')
 
 
-class _Recorder:
-  name, every = 'rec', 0
+def _recorder(calls):
+  class Recorder:
+    DEFAULTS = {'type': 'rec', 'every': 0}
 
-  def __init__(self, ctx, calls):
-    self.ctx, self.calls = ctx, calls
+    def __init__(self, name, cfg, ctx, predict_fns):
+      del predict_fns
+      self.name, self.every, self.ctx, self.calls = name, int(cfg.every), ctx, calls
 
-  def run(self, params):
-    self.calls.append((params, self.ctx.model, self.ctx.workdir))
-    return {'value': 3.0}
+    def run(self, params):
+      self.calls.append((params, self.ctx.model, self.ctx.workdir))
+      return {'value': 3.0}
+  return Recorder
 
 
 def test_evaluate_only_run_has_no_model_or_state(monkeypatch, tmp_path):
   calls = []
   m = _module('evalonly', kind='per_example',
               default_config=lambda: ml_collections.ConfigDict({'input': {'n': 1}}),
-              make_evaluators=lambda config, ctx: [_Recorder(ctx, calls)])
+              EVALUATORS={'rec': _recorder(calls)})
   monkeypatch.setitem(sys.modules, m.__name__, m)
-  config = config_lib.with_defaults(ml_collections.ConfigDict({'project': 'evalonly'}))
+  config = config_lib.with_defaults(ml_collections.ConfigDict(
+      {'project': 'evalonly', 'evals': {'rec': {'type': 'rec'}}}))
   assert 'optimizer' not in config and 'checkpoint' not in config and config.total_steps == 0
   out = train.train(config, str(tmp_path))
   assert out['eval'][0]['rec/value'] == 3.0

@@ -16,11 +16,11 @@ from jaxvision import config as config_lib
 from jaxvision.projects.couplap import anomaly
 from jaxvision.projects.couplap import benchmark_data
 from jaxvision.projects.couplap import bone_side
-from jaxvision.projects.couplap.evaluators import make_evaluators  # pylint: disable=unused-import
+from jaxvision.projects.couplap.evaluators import EVALUATORS  # pylint: disable=unused-import
 
 kind = 'evaluate_only'   # the contract of jaxvision/projects/__init__.py
 
-__all__ = ['kind', 'default_config', 'make_evaluators']
+__all__ = ['kind', 'default_config', 'EVALUATORS']
 
 
 def default_config() -> ml_collections.ConfigDict:

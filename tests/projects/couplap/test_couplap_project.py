@@ -121,7 +121,8 @@ def test_contract_and_clear_errors():
                 '/tmp/couplap_bad_steps')
   bad = ml_collections.ConfigDict({'project': 'couplap', 'total_steps': 0,
                                    'evals': {'x': {'type': 'segmentation'}}})
-  with pytest.raises(config_lib.ConfigError, match="knows 'anomaly'"):
+  with pytest.raises(config_lib.ConfigError, match="type='segmentation'.*own evaluator types: "
+                     "'anomaly', 'bse'"):
     train.train(bad, '/tmp/couplap_bad_config')
 
 
