@@ -119,7 +119,7 @@ def _read_ascii(path, body: bytes, elements):
       except ValueError:
         for tok in block:
           _ascii_value(path, tok, el['name'], False)
-        raise
+        raise DataFileError(path, f'PLY element {el["name"]!r}: unparsable values') from None
       out[el['name']] = {p[0]: arr[:, i] for i, p in enumerate(props)}
       continue
     cols = {p[0]: [] for p in props}
@@ -207,10 +207,9 @@ def parse_ply(path: str):
       raise DataFileError(path, f'PLY vertex element has no {axis!r} property '
                           f'(properties: {vprops})')
   if 'face' in names:
-    fprops = [p[0] for p in elements[names.index('face')]['props']]
+    fprops = [p[0] for p in elements[names.index('face')]['props'] if p[1] == 'list']
     if not any(p in fprops for p in FACE_LISTS):
-      raise DataFileError(path, f'PLY face element has no vertex_indices list '
-                          f'(properties: {fprops})')
+      raise DataFileError(path, 'PLY face element has no "property list ... vertex_indices"')
   if fmt == 'ascii':
     data = _read_ascii(path, body, elements)
   else:

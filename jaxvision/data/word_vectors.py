@@ -20,6 +20,7 @@ dict of str -> int (rows within the data array).  Bad files are refused with a
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -34,6 +35,7 @@ from jaxvision.data.errors import check_array
 from jaxvision.data.errors import read_npy
 
 MINILM_TABLE = 'embeddings.word_embeddings.weight'
+MAX_PICKLE_BYTES = 256 * 2**20   # HumanML3D's our_vab_idx.pkl is ~100 KB
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -49,9 +51,14 @@ class _PlainUnpickler(pickle.Unpickler):
 
 def read_index_pickle(path: str, num_rows: int | None = None) -> dict[str, int]:
   """{word: row} from a GloVe-layout `*_idx.pkl`, with no code run (see module docstring)."""
+  if os.path.getsize(path) > MAX_PICKLE_BYTES:
+    raise DataFileError(path, f'larger than {MAX_PICKLE_BYTES} bytes: not a vocabulary index')
+  with open(path, 'rb') as f:
+    data = f.read()
   try:
-    with open(path, 'rb') as f:
-      idx = _PlainUnpickler(f).load()
+    # From memory, not the file: a damaged length field then reads past the end of the
+    # buffer (an error) instead of allocating the claimed size (up to 4 GiB) first.
+    idx = _PlainUnpickler(io.BytesIO(data)).load()
   except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
           AttributeError, MemoryError, UnicodeDecodeError, OverflowError) as e:
     raise DataFileError(path, f'not a plain pickled dict of str -> int ({e})') from None

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -162,6 +163,22 @@ def test_truncated_index_pickle_and_nan_vectors_are_refused(tmp_path):
   np.save(tmp_path / 'our_vab_data.npy', np.array([[0, 1, np.nan], [1, 1, 1.0]]))
   with refused(tmp_path / 'our_vab_data.npy', 'non-finite'):
     wv.read_glove_layout(str(tmp_path))
+
+
+def test_index_pickle_with_a_huge_string_length_is_refused_without_allocating(tmp_path):
+  # Found by the fuzz suite: a BINUNICODE length of 0x27000000 made the unpickler
+  # allocate 624 MiB before noticing the file ends.
+  raw = pickle.dumps({'walk': 0, 'run': 1}, protocol=2)
+  at = raw.index(b'run') - 4
+  path = _glove(tmp_path, raw[:at] + struct.pack('<I', 0x27000000) + raw[at + 4:])
+  tracemalloc.start()
+  try:
+    with refused(path, 'truncated'):
+      wv.read_glove_layout(str(tmp_path))
+    peak = tracemalloc.get_traced_memory()[1]
+  finally:
+    tracemalloc.stop()
+  assert peak < 64 * 2**20, f'{peak / 2**20:.0f} MiB allocated'
 
 
 def _safetensors(path, header, data=b''):

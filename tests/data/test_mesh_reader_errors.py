@@ -88,6 +88,15 @@ def test_ply_without_z_is_refused(tmp_path):
     meshes.read_mesh(path)
 
 
+def test_ply_face_indices_that_are_not_a_list_are_refused(tmp_path):
+  text = _ply([('float', 'x'), ('float', 'y'), ('float', 'z')], '0 0 0\n1 0 0\n0 1 0\n2',
+              face=False).replace('end_header', 'element face 1\nproperty int vertex_indices\n'
+                                  'end_header')
+  path = _write(tmp_path, 'scalar.ply', text)
+  with refused(path, 'vertex_indices'):
+    meshes.read_mesh(path)
+
+
 def test_unknown_ply_property_type_is_refused(tmp_path):
   path = _write(tmp_path, 'half.ply', _ply([('float16', 'x'), ('float', 'y'), ('float', 'z')],
                                            '0 0 0\n1 0 0\n0 1 0\n3 0 1 2'))
