@@ -87,8 +87,11 @@ def dot_product_attention(q, k, v, *, mask=None, bias=None, dropout_rng=None,
   groups = h // kv_heads
   # Dividing by sqrt(d) (not multiplying by d^-0.5) matches flax's module to the bit.
   q = q / jnp.sqrt(d).astype(q.dtype) if scale is None else q * jnp.asarray(scale, q.dtype)
-  qg = q.reshape(b, t, kv_heads, groups, d)
-  logits = jnp.einsum('btkgd,bskd->bkgts', qg, k).reshape(b, h, t, k.shape[1])
+  if groups == 1:
+    logits = jnp.einsum('bthd,bshd->bhts', q, k)
+  else:
+    qg = q.reshape(b, t, kv_heads, groups, d)
+    logits = jnp.einsum('btkgd,bskd->bkgts', qg, k).reshape(b, h, t, k.shape[1])
   logits = logits.astype(jnp.float32)
   if bias is not None:
     logits = logits + bias
@@ -98,9 +101,11 @@ def dot_product_attention(q, k, v, *, mask=None, bias=None, dropout_rng=None,
   if dropout_rate > 0.0 and dropout_rng is not None:
     keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, weights.shape)
     weights = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
-  weights = weights.astype(v.dtype).reshape(b, kv_heads, groups, t, k.shape[1])
-  out = jnp.einsum('bkgts,bskd->btkgd', weights, v)
-  return out.reshape(b, t, h, d)
+  weights = weights.astype(v.dtype)
+  if groups == 1:
+    return jnp.einsum('bhts,bshd->bthd', weights, v)
+  weights = weights.reshape(b, kv_heads, groups, t, k.shape[1])
+  return jnp.einsum('bkgts,bskd->btkgd', weights, v).reshape(b, t, h, d)
 
 
 # --- The module -------------------------------------------------------------------------

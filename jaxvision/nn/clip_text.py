@@ -39,12 +39,12 @@ import numpy as np
 
 from jaxvision.nn import layers
 from jaxvision.nn import transformer
+from jaxvision.nn.layers import boxed
 
 TOKENS = ('batch', 'seq', 'embed')
 LN_EPS = 1e-5  # PyTorch's nn.LayerNorm default, used by CLIP.
 
 
-_boxed = layers.boxed
 quick_gelu = layers.ACTIVATIONS['quick_gelu']   # CLIP's GELU approximation x * sigmoid(1.702 x)
 
 
@@ -98,9 +98,9 @@ class CLIPTextEncoder(nn.Module):
                        f'[{int(tokens.min())}, {int(tokens.max())}]')
     if length > self.context_length:
       raise ValueError(f'{length} tokens exceed the context length {self.context_length}')
-    table = self.param('token_embedding', _boxed(nn.initializers.normal(0.02), 'vocab', 'embed'),
+    table = self.param('token_embedding', boxed(nn.initializers.normal(0.02), 'vocab', 'embed'),
                        (self.vocab_size, self.width), jnp.float32)
-    pos = self.param('positional_embedding', _boxed(nn.initializers.normal(0.01), 'seq', 'embed'),
+    pos = self.param('positional_embedding', boxed(nn.initializers.normal(0.01), 'seq', 'embed'),
                      (self.context_length, self.width), jnp.float32)
     x = jnp.take(table, tokens, axis=0) + pos[:length]
     for i in range(self.depth):
@@ -108,7 +108,7 @@ class CLIPTextEncoder(nn.Module):
     x = _layer_norm('ln_final')(x)
     pooled = x[jnp.arange(x.shape[0]), jnp.argmax(tokens, axis=-1)]
     proj = self.param('text_projection',
-                      _boxed(nn.initializers.normal(self.width ** -0.5), 'embed', None),
+                      boxed(nn.initializers.normal(self.width ** -0.5), 'embed', None),
                       (self.width, self.embed_dim), jnp.float32)
     embedding = jnp.dot(pooled, proj)
     return embedding, {'encoded': x, 'pooled': pooled}

@@ -6,8 +6,8 @@ pre-LN (ViT Eqs. 2-3, GPT-2, CLIP, x-transformers):
 post-LN (the original Transformer): x = LN(x + Attn(x)), x = LN(x + MLP(x)).
 
 `keep` carries stochastic-depth factors (Huang et al. 2016) drawn by the caller (one
-per batch or per sample), `query_mask` zeroes the attention output at padded queries
-(as x-transformers does), and every attention hook of `jaxvision.nn.attention`
+per batch or per sample), `query_mask` (B, T) zeroes the attention outputs (not the
+MLP's) at padded queries (as x-transformers does), and every attention hook of `jaxvision.nn.attention`
 (masks, bias, rotary angles, query_fn, GQA, causal/band, KV cache) passes through.
 
 Sub-module names are fields (`names`) so that each model keeps the parameter tree its
@@ -101,9 +101,9 @@ class TransformerBlock(nn.Module):
     norm = lambda key: layers.layer_norm(names[key], self.ln_eps)  # pylint: disable=g-long-lambda
     x = self._constrain(x)
 
-    def sublayer(x, norm_key, fn, keep_factor):
+    def sublayer(x, norm_key, fn, keep_factor, is_attention=True):
       y = fn(norm(norm_key)(x) if pre else x)
-      if query_mask is not None:
+      if query_mask is not None and is_attention:
         y = y * query_mask[..., None].astype(y.dtype)
       x = self._residual(x, y, keep_factor, train)
       return x if pre else norm(norm_key)(x)
@@ -120,4 +120,4 @@ class TransformerBlock(nn.Module):
                      names=tuple(self.mlp_names), kernel_init=self.mlp_kernel_init,
                      bias_init=self.mlp_bias_init, torch_init=self.torch_init,
                      dtype_mm=self.dtype_mm, name=names['mlp'])
-    return sublayer(x, 'mlp_norm', lambda y: mlp(y, train=train), keep[1])
+    return sublayer(x, 'mlp_norm', lambda y: mlp(y, train=train), keep[1], is_attention=False)

@@ -30,13 +30,13 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence, Union
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxvision.nn import attention
 from jaxvision.nn import layers
 from jaxvision.nn import transformer
+from jaxvision.nn.layers import boxed
 
 # Logical names of the token stream (batch, tokens, width).
 TOKENS = ('batch', 'seq', 'embed')
@@ -44,10 +44,8 @@ TOKENS = ('batch', 'seq', 'embed')
 _xavier = nn.initializers.xavier_uniform()
 _lecun = nn.initializers.lecun_normal()
 _zeros = nn.initializers.zeros
-_ones = nn.initializers.ones
 
 
-_boxed = layers.boxed
 
 
 # Table 2 of Zhai et al., "Scaling Vision Transformers" (arXiv:2106.04560), plus the
@@ -159,7 +157,7 @@ class MAPHead(nn.Module):
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     n, _, d = x.shape
-    probe = self.param('probe', _boxed(_xavier, None, None, 'embed'), (1, 1, d), jnp.float32)
+    probe = self.param('probe', boxed(_xavier, None, None, 'embed'), (1, 1, d), jnp.float32)
     probe = jnp.tile(probe, [n, 1, 1])
     x = mha(self.num_heads, dtype_mm=self.dtype_mm,
                                      name='MultiHeadDotProductAttention_0')(probe, x)
@@ -202,15 +200,15 @@ class ViT(nn.Module):
     # flax allows a logical name once per array, so only the first patch dim is 'patch'.
     x = out['stem'] = nn.Conv(
         self.width, patch, strides=patch, padding='VALID', dtype=self.dtype_mm,
-        kernel_init=_boxed(_lecun, 'patch', None, 'channels', 'embed'),
-        bias_init=_boxed(_zeros, 'embed'), name='embedding')(image)
+        kernel_init=boxed(_lecun, 'patch', None, 'channels', 'embed'),
+        bias_init=boxed(_zeros, 'embed'), name='embedding')(image)
     n, h, w, c = x.shape
     x = jnp.reshape(x, [n, h * w, c]).astype(jnp.float32)
 
     # The position embedding is added before the class token is prepended.
     if self.posemb == 'learn':
       pe = self.param('pos_embedding',
-                      _boxed(nn.initializers.normal(stddev=1 / np.sqrt(c)), None, 'seq', 'embed'),
+                      boxed(nn.initializers.normal(stddev=1 / np.sqrt(c)), None, 'seq', 'embed'),
                       (1, h * w, c), jnp.float32)
     elif self.posemb == 'sincos2d':
       pe = jnp.asarray(posemb_sincos_2d(h, w, c))
@@ -219,7 +217,7 @@ class ViT(nn.Module):
     x = out['with_posemb'] = x + pe
 
     if self.pool_type == 'tok':
-      cls = self.param('cls', _boxed(_zeros, None, None, 'embed'), (1, 1, c), jnp.float32)
+      cls = self.param('cls', boxed(_zeros, None, None, 'embed'), (1, 1, c), jnp.float32)
       x = jnp.concatenate([jnp.tile(cls, [n, 1, 1]), x], axis=1)
 
     x = nn.with_logical_constraint(x, TOKENS)
@@ -246,7 +244,7 @@ class ViT(nn.Module):
     if self.rep_size:
       rep_size = self.width if self.rep_size is True else self.rep_size
       hid = nn.Dense(rep_size, dtype=self.dtype_mm, name='pre_logits',
-                     kernel_init=_boxed(_lecun, 'embed', None), bias_init=_boxed(_zeros, None))
+                     kernel_init=boxed(_lecun, 'embed', None), bias_init=boxed(_zeros, None))
       x_2d = nn.tanh(hid(x_2d))
       x = nn.tanh(hid(x))
     out['pre_logits_2d'] = x_2d
@@ -255,8 +253,8 @@ class ViT(nn.Module):
     if self.num_classes:
       kernel_init = _zeros if self.head_zeroinit else _lecun
       head = nn.Dense(self.num_classes, dtype=self.dtype_mm, name='head',
-                      kernel_init=_boxed(kernel_init, 'embed', 'classes'),
-                      bias_init=_boxed(_zeros, 'classes'))
+                      kernel_init=boxed(kernel_init, 'embed', 'classes'),
+                      bias_init=boxed(_zeros, 'classes'))
       x_2d = out['logits_2d'] = head(x_2d)
       x = out['logits'] = head(x)
     return x, out

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxvision.nn import positional
+from jaxvision.nn.layers import TorchLinear, layer_norm
 from jaxvision.projects.flowmdm import layers
 
 
@@ -68,10 +69,10 @@ class FlowMDMDenoiser(nn.Module):
     # ---- condition: timestep MLP + per-frame text embedding
     table = positional.sinusoid_interleaved(self.timestep_table_size, d)
     temb = jnp.asarray(table)[timesteps]
-    temb = layers.TorchLinear(d, kernel_axes=('embed', 'mlp'), name='time_embed_0')(temb)
-    temb = layers.TorchLinear(d, kernel_axes=('mlp', 'embed'),
+    temb = TorchLinear(d, kernel_axes=('embed', 'mlp'), name='time_embed_0')(temb)
+    temb = TorchLinear(d, kernel_axes=('mlp', 'embed'),
                               name='time_embed_1')(jax.nn.silu(temb))
-    text = layers.TorchLinear(d, kernel_axes=('embed', 'mlp'), name='embed_text')(
+    text = TorchLinear(d, kernel_axes=('embed', 'mlp'), name='embed_text')(
         text_emb.astype(jnp.float32))
     seg = jnp.clip(segment_ids, 0, text.shape[1] - 1)
     frame_text = jnp.take_along_axis(text, seg[..., None], axis=1)
@@ -79,8 +80,8 @@ class FlowMDMDenoiser(nn.Module):
     emb = temb[:, None, :] + frame_text
 
     # ---- input and the absolute stage of BPE
-    h = layers.TorchLinear(d, kernel_axes=('channels', 'embed'), name='input_process')(x)
-    h = layers.TorchLinear(d, kernel_axes=('embed', 'mlp'), name='project_in')(h)
+    h = TorchLinear(d, kernel_axes=('channels', 'embed'), name='input_process')(x)
+    h = TorchLinear(d, kernel_axes=('embed', 'mlp'), name='project_in')(h)
     scale = self.param('ape_scale', nn.with_logical_partitioning(
         lambda k, s: jnp.full(s, d ** -0.5, jnp.float32), (None,)), (1,))
     ape = positional.sinusoid_concat(layers.positions_in_segment(segment_ids), d) * scale
@@ -101,18 +102,13 @@ class FlowMDMDenoiser(nn.Module):
 
     # ---- blocks
     for i in range(self.num_layers):
-      keep_attn, keep_ff = self._keep(train, b)
-      y = layers.layer_norm(f'layer_{i}_attn_norm')(h)
-      y = layers.PCCATAttention(self.num_heads, self.head_dim, self.dtype,
-                                name=f'layer_{i}_attn')(y, emb, freqs=freqs, allowed=allowed,
-                                                        bias=bias, mask=mask)
-      h = h + keep_attn * y
-      y = layers.layer_norm(f'layer_{i}_ff_norm')(h)
-      y = layers.FeedForward(self.ff_size, self.dtype, name=f'layer_{i}_ff')(y)
-      h = h + keep_ff * y
-    h = layers.layer_norm('final_norm')(h)
-    h = layers.TorchLinear(d, kernel_axes=('embed', 'mlp'), name='project_out')(h)
-    return layers.TorchLinear(f, kernel_axes=('embed', 'channels'), name='output_process')(h)
+      h = layers.pccat_block(i, num_heads=self.num_heads, head_dim=self.head_dim,
+                             ff_size=self.ff_size, dtype=self.dtype)(
+          h, mask=allowed[:, None], bias=None if bias is None else bias[:, None], rope=freqs,
+          query_context=emb, query_mask=mask, keep=self._keep(train, b))
+    h = layer_norm('final_norm', 1e-5)(h)
+    h = TorchLinear(d, kernel_axes=('embed', 'mlp'), name='project_out')(h)
+    return TorchLinear(f, kernel_axes=('embed', 'channels'), name='output_process')(h)
 
   def _keep(self, train, batch):
     """Stochastic-depth keep factors for one block's two sub-layers."""
