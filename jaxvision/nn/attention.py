@@ -17,6 +17,9 @@ module serves every attention in jaxvision:
 * cross-attention (`inputs_kv` other than `inputs_q`);
 * grouped-query heads (Ainslie et al. 2023, GQA): `num_kv_heads` key/value heads each
   shared by num_heads / num_kv_heads query heads (1 = multi-query);
+* per-position masks `key_valid` (B, S) and `segment_ids` (B, T) (attend within the
+  same id), which also drive `banded=True`: the band computed block-wise in time and
+  memory linear in T (`jaxvision.nn.banded_attention`), for long sequences;
 * a KV cache for autoregressive decoding (`decode=True`): `init` with the full-length
   input sizes the cache; each `apply(..., mutable=['cache'])` appends the new keys and
   values at `cache_index` and attends causally to everything cached so far.
@@ -37,6 +40,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxvision.nn import banded_attention
 from jaxvision.nn import layers
 from jaxvision.nn import positional
 
@@ -120,6 +124,7 @@ class MultiHeadAttention(nn.Module):
   use_bias: bool = True
   causal: bool = False
   window: Optional[int] = None            # band |i - j| <= window
+  banded: bool = False                    # compute the band block-wise (linear in T)
   dropout: float = 0.0                    # on the attention weights
   decode: bool = False
   fused_qkv: bool = False
@@ -138,7 +143,8 @@ class MultiHeadAttention(nn.Module):
 
   @nn.compact
   def __call__(self, inputs_q, inputs_kv=None, *, mask=None, bias=None, rope=None,
-               rope_kv=None, query_context=None, train: bool = False):
+               rope_kv=None, query_context=None, key_valid=None, segment_ids=None,
+               train: bool = False):
     self_attention = inputs_kv is None
     inputs_kv = inputs_q if self_attention else inputs_kv
     width = inputs_q.shape[-1]
@@ -176,8 +182,29 @@ class MultiHeadAttention(nn.Module):
     elif rope_kv is not None:
       k = positional.apply_rope(k, _per_head(rope_kv))
 
+    out_dense = layers.Dense(self.out_features or width, in_dims=2, use_bias=self.use_bias,
+                             kernel_axes=('heads', 'kv', 'embed'), bias_axes=('embed',),
+                             kernel_init=self.kernel_init, bias_init=self.bias_init,
+                             torch_init=self.torch_init, dtype_mm=self.dtype_mm,
+                             name=self.names[3])
+    if self.banded:
+      if self.window is None or not self_attention or self.decode:
+        raise ValueError('banded attention needs a window and plain self-attention (no decode)')
+      if mask is not None or bias is not None or (train and self.dropout > 0):
+        raise ValueError('banded attention takes key_valid/segment_ids, not dense masks, '
+                         'biases or attention dropout')
+      y = banded_attention.banded_dot_product_attention(
+          q, k, v, self.window, causal=self.causal, kv_valid=key_valid, segment_ids=segment_ids)
+      return out_dense(nn.with_logical_constraint(y, HEADS))
+
     t, s = q.shape[1], k.shape[1]
     q_pos, k_pos = jnp.arange(t), jnp.arange(s)
+    if key_valid is not None:
+      mask = combine_masks(mask, key_padding_mask(key_valid))
+    if segment_ids is not None:
+      if not self_attention:
+        raise ValueError('segment_ids are for self-attention')
+      mask = combine_masks(mask, (segment_ids[:, :, None] == segment_ids[:, None, :])[:, None])
     extra = None
     if self.decode:
       k, v, q_pos, k_pos, extra = self._update_cache(k, v)
@@ -190,12 +217,7 @@ class MultiHeadAttention(nn.Module):
     rate = self.dropout if train else 0.0
     rng = self.make_rng('dropout') if rate > 0 else None
     y = dot_product_attention(q, k, v, mask=mask, bias=bias, dropout_rng=rng, dropout_rate=rate)
-    y = nn.with_logical_constraint(y, HEADS)
-    return layers.Dense(self.out_features or width, in_dims=2, use_bias=self.use_bias,
-                        kernel_axes=('heads', 'kv', 'embed'), bias_axes=('embed',),
-                        kernel_init=self.kernel_init, bias_init=self.bias_init,
-                        torch_init=self.torch_init, dtype_mm=self.dtype_mm,
-                        name=self.names[3])(y)
+    return out_dense(nn.with_logical_constraint(y, HEADS))
 
   def _update_cache(self, k, v):
     """Appends k, v (B, T, K, D) at cache_index; returns the full cache and positions."""

@@ -39,7 +39,7 @@ DEFAULT_NAMES = {
 
 class TransformerBlock(nn.Module):
   """`__call__(x, context=None, *, mask, bias, rope, query_context, cross_mask, query_mask,
-  keep, train) -> x`; see the module docstring."""
+  key_valid, segment_ids, keep, train) -> x`; see the module docstring."""
   num_heads: int
   head_dim: Optional[int] = None
   num_kv_heads: Optional[int] = None
@@ -52,6 +52,7 @@ class TransformerBlock(nn.Module):
   use_bias: bool = True
   causal: bool = False
   window: Optional[int] = None
+  banded: bool = False                     # block-wise band, linear in T (needs window)
   decode: bool = False
   fused_qkv: bool = False
   query_fn: Optional[Callable[..., jax.Array]] = None
@@ -76,7 +77,8 @@ class TransformerBlock(nn.Module):
     return attention.MultiHeadAttention(
         self.num_heads, head_dim=self.head_dim, num_kv_heads=self.num_kv_heads,
         use_bias=self.use_bias, causal=self.causal and not cross,
-        window=None if cross else self.window, dropout=self.attn_dropout,
+        window=None if cross else self.window, banded=self.banded and not cross,
+        dropout=self.attn_dropout,
         decode=self.decode and not cross, fused_qkv=self.fused_qkv and not cross,
         names=tuple(self.attn_names), kernel_init=self.attn_kernel_init,
         torch_init=self.torch_init, query_fn=None if cross else self.query_fn,
@@ -91,7 +93,8 @@ class TransformerBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, context=None, *, mask=None, bias=None, rope=None, query_context=None,
-               cross_mask=None, query_mask=None, keep=(None, None), train: bool = False):
+               cross_mask=None, query_mask=None, key_valid=None, segment_ids=None,
+               keep=(None, None), train: bool = False):
     if self.share_scope:
       nn.share_scope(self, self.parent)
     if self.norm not in ('pre', 'post'):
@@ -111,7 +114,8 @@ class TransformerBlock(nn.Module):
     attn = self._attention(names['attn'], cross=False)
     x = sublayer(x, 'attn_norm',
                  lambda y: attn(y, mask=mask, bias=bias, rope=rope, query_context=query_context,
-                                train=train), keep[0])
+                                key_valid=key_valid, segment_ids=segment_ids, train=train),
+                 keep[0])
     if context is not None:
       cross = self._attention(names['cross_attn'], cross=True)
       x = sublayer(x, 'cross_norm', lambda y: cross(y, context, mask=cross_mask, train=train),

@@ -72,14 +72,16 @@ def pccat_attention(num_heads: int = 4, head_dim: int = 64, dtype: Any = jnp.flo
 
 
 def pccat_block(i: int, *, num_heads: int, head_dim: int, ff_size: int,
-                dtype: Any = jnp.float32) -> transformer.TransformerBlock:
+                dtype: Any = jnp.float32, window: int | None = None) -> transformer.TransformerBlock:
   """Layer i of the denoiser: pre-LN [PCCAT, FF x exact GELU], upstream's flat names
   (`layer_{i}_attn_norm`, `layer_{i}_attn/{query_input, to_q, ...}`, `layer_{i}_ff_norm`,
-  `layer_{i}_ff/{wi, wo}`), PyTorch's init and LayerNorm eps."""
+  `layer_{i}_ff/{wi, wo}`), PyTorch's init and LayerNorm eps. `window`: the band
+  |i - j| <= window computed block-wise (banded attention) instead of a dense mask."""
   return transformer.TransformerBlock(
       num_heads, head_dim=head_dim, mlp_dim=ff_size, activation='gelu', ln_eps=1e-5,
       use_bias=False, names={'attn_norm': f'layer_{i}_attn_norm', 'attn': f'layer_{i}_attn',
                              'mlp_norm': f'layer_{i}_ff_norm', 'mlp': f'layer_{i}_ff'},
       attn_names=NAMES, mlp_names=('wi', 'wo'), torch_init=True,
       query_fn=functools.partial(pccat_query, dtype_mm=dtype), tokens_axes=None,
-      share_scope=True, dtype_mm=dtype, name=f'layer_{i}')
+      window=window, banded=window is not None, share_scope=True, dtype_mm=dtype,
+      name=f'layer_{i}')

@@ -178,3 +178,17 @@ def test_params_carry_logical_axis_names():
   assert all(isinstance(v, nn.Partitioned) for v in leaves)
   assert boxed['layer_0_attn']['to_q']['kernel'].names == ('embed', 'heads', 'kv')
   assert boxed['layer_0_attn']['to_out']['kernel'].names == ('heads', 'kv', 'embed')
+
+
+def test_banded_attention_equals_the_dense_band_mask():
+  dense = _small_model(rpe_horizon=2)
+  banded = _small_model(rpe_horizon=2, banded_attention=True)
+  ids = np.array([[0] * 5 + [1] * 6 + [-1] * 3, [0] * 7 + [1] * 7])
+  inp = _model_inputs(ids)
+  params = _init(dense, inp)
+  valid = ids >= 0
+  for w in (0.0, 1.0):
+    np.testing.assert_allclose(np.asarray(_apply(banded, params, inp, w))[valid],
+                               np.asarray(_apply(dense, params, inp, w))[valid], atol=1e-5)
+  with pytest.raises(ValueError, match='banded_attention needs'):
+    _apply(_small_model(rpe_horizon=-1, banded_attention=True), params, inp, 0.0)
