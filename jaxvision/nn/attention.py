@@ -116,7 +116,11 @@ def dot_product_attention(q, k, v, *, mask=None, bias=None, dropout_rng=None,
 
 class MultiHeadAttention(nn.Module):
   """`__call__(inputs_q, inputs_kv=None, *, mask, bias, rope, rope_kv, query_context,
-  train) -> (B, T, out_features)`; see the module docstring."""
+  key_valid, segment_ids, train) -> (B, T, out_features)`; see the module docstring.
+
+  rope: angles (B, T, R) for the queries and, in self-attention, the keys; rope_kv:
+  angles (B, S, R) for cross-attention keys. key_valid (B, S) bool; segment_ids (B, T).
+  """
   num_heads: int
   head_dim: Optional[int] = None          # default: width // num_heads
   num_kv_heads: Optional[int] = None      # default: num_heads (plain multi-head)
@@ -178,9 +182,9 @@ class MultiHeadAttention(nn.Module):
     v = nn.with_logical_constraint(v, HEADS)
     if rope is not None:
       q = positional.apply_rope(q, _per_head(rope))
-      k = positional.apply_rope(k, _per_head(rope if self_attention else rope_kv))
-    elif rope_kv is not None:
-      k = positional.apply_rope(k, _per_head(rope_kv))
+    rope_k = rope if self_attention else rope_kv
+    if rope_k is not None:
+      k = positional.apply_rope(k, _per_head(rope_k))
 
     out_dense = layers.Dense(self.out_features or width, in_dims=2, use_bias=self.use_bias,
                              kernel_axes=('heads', 'kv', 'embed'), bias_axes=('embed',),

@@ -268,3 +268,23 @@ def test_bad_configurations_are_named():
     attention.MultiHeadAttention(4, num_kv_heads=3).init(jax.random.key(0), x)
   with pytest.raises(ValueError, match='self-attention only'):
     attention.MultiHeadAttention(4, decode=True).init(jax.random.key(0), x, _x((B, S, D)))
+
+
+def test_key_valid_and_segment_ids_equal_explicit_masks():
+  m = attention.MultiHeadAttention(H, head_dim=HD)
+  x = _x((B, T, D))
+  p = _params(m, x)
+  valid = np.arange(T)[None] < np.array([[T], [5]])
+  seg = np.array([[0, 0, 0, 1, 1, 1, 1], [0, 0, 1, 1, 1, 2, 2]])
+  want = (seg[:, None, :, None] == seg[:, None, None, :]) & valid[:, None, None, :]
+  _check(m, p, x, key_valid=jnp.asarray(valid), segment_ids=jnp.asarray(seg),
+         ref_kw={'mask': want})
+
+
+def test_cross_attention_with_rotary_keys():
+  m = attention.MultiHeadAttention(H, head_dim=4)
+  xq, xkv = _x((B, T, D)), _x((B, S, D), 1)
+  p = _params(m, xq, xkv)
+  rq = positional.rope_frequencies(jnp.broadcast_to(jnp.arange(T), (B, T)), 4)
+  rk = positional.rope_frequencies(jnp.broadcast_to(jnp.arange(S) + 2, (B, S)), 4)
+  _check(m, p, xq, xkv, rope=rq, rope_kv=rk)
