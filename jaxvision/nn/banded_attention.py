@@ -53,7 +53,9 @@ def banded_dot_product_attention(q, k, v, window: int, *, causal: bool = False,
   g = h // kv_heads
   n = -(-t // c)
   pad = n * c - t
-  padt = lambda x: jnp.pad(x, [(0, 0), (0, pad)] + [(0, 0)] * (x.ndim - 2))  # pylint: disable=unnecessary-lambda-assignment
+
+  def padt(x):   # pad the time axis to n * C
+    return jnp.pad(x, [(0, 0), (0, pad)] + [(0, 0)] * (x.ndim - 2))
 
   valid = jnp.ones((b, t), bool) if kv_valid is None else jnp.asarray(kv_valid, bool)
   qb = padt(q / jnp.sqrt(d).astype(q.dtype)).reshape(b, n, c, kv_heads, g, d)
@@ -67,9 +69,9 @@ def banded_dot_product_attention(q, k, v, window: int, *, causal: bool = False,
   band = (diff >= 0) & (diff <= window) if causal else jnp.abs(diff) <= window
   allowed = band[None] & valid_b[:, :, None, :]                           # (B, n, C, 3C)
   if segment_ids is not None:
-    seg = padt(jnp.asarray(segment_ids)).reshape(b, n, c)
-    allowed &= seg[..., :, None] == _blocks_with_neighbours(padt(jnp.asarray(segment_ids)), c)[
-        :, :, None, :]
+    seg = padt(jnp.asarray(segment_ids))
+    seg_k = _blocks_with_neighbours(seg, c)                               # (B, n, 3C)
+    allowed &= seg.reshape(b, n, c)[..., :, None] == seg_k[:, :, None, :]
 
   logits = jnp.einsum('bnckgd,bnskd->bnkgcs', qb, kb).astype(jnp.float32)
   logits = jnp.where(allowed[:, :, None, None], logits, jnp.finfo(jnp.float32).min)
