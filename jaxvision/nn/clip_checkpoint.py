@@ -93,18 +93,17 @@ def clip_text_params(state_dict: Mapping[str, Any], config: Mapping[str, int],
     pre = f'transformer.resblocks.{i}'
     in_w = _get(sd, f'{pre}.attn.in_proj_weight', (3 * w, w))
     in_b = _get(sd, f'{pre}.attn.in_proj_bias', (3 * w,))
-    attn = {}
-    for j, name in enumerate(('query', 'key', 'value')):
-      attn[f'{name}_kernel'] = in_w[j * w:(j + 1) * w].T.reshape(w, h, hd)
-      attn[f'{name}_bias'] = in_b[j * w:(j + 1) * w].reshape(h, hd)
-    attn['out_kernel'] = _get(sd, f'{pre}.attn.out_proj.weight', (w, w)).T.reshape(h, hd, w)
-    attn['out_bias'] = _get(sd, f'{pre}.attn.out_proj.bias', (w,))
+    attn = {name: {'kernel': in_w[j * w:(j + 1) * w].T.reshape(w, h, hd),
+                   'bias': in_b[j * w:(j + 1) * w].reshape(h, hd)}
+            for j, name in enumerate(('query', 'key', 'value'))}
+    attn['out'] = {'kernel': _get(sd, f'{pre}.attn.out_proj.weight', (w, w)).T.reshape(h, hd, w),
+                   'bias': _get(sd, f'{pre}.attn.out_proj.bias', (w,))}
     mlp = {'c_fc': {'kernel': _get(sd, f'{pre}.mlp.c_fc.weight', (4 * w, w)).T,
                     'bias': _get(sd, f'{pre}.mlp.c_fc.bias', (4 * w,))},
            'c_proj': {'kernel': _get(sd, f'{pre}.mlp.c_proj.weight', (w, 4 * w)).T,
                       'bias': _get(sd, f'{pre}.mlp.c_proj.bias', (w,))}}
     params[f'resblocks_{i}'] = {'ln_1': ln(f'{pre}.ln_1'), 'attn': attn,
-                                'ln_2': ln(f'{pre}.ln_2'), **mlp}
+                                'ln_2': ln(f'{pre}.ln_2'), 'mlp': mlp}
   return params
 
 

@@ -12,9 +12,10 @@ Defaults are ViT-B/32's text config (vocab 49408, context 77, width 512, 12 laye
 
 Parameters follow OpenAI's `clip/model.py` names (`token_embedding`,
 `positional_embedding`, `resblocks_{i}/{ln_1, attn, ln_2, mlp/{c_fc, c_proj}}`,
-`ln_final`, `text_projection`); attention kernels are split per head as flax's
-(`query`/`key`/`value`: (width, heads, head_dim); `out`: (heads, head_dim, width)), and
-every parameter carries logical axis names. `clip_checkpoint` loads OpenAI's PyTorch
+`ln_final`, `text_projection`); the blocks are `jaxvision.nn.transformer`'s, whose
+attention kernels are split per head as flax's (`attn/{query,key,value}/kernel`:
+(width, heads, head_dim); `attn/out/kernel`: (heads, head_dim, width)), and every
+parameter carries logical axis names. `clip_checkpoint` loads OpenAI's PyTorch
 weights into this tree. LayerNorm eps is PyTorch's 1e-5.
 
 Precomputed embeddings: a frozen CLIP only maps each distinct text to a vector, so a
@@ -37,82 +38,36 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxvision.data import errors
+from jaxvision.nn import layers
+from jaxvision.nn import transformer
+from jaxvision.nn.layers import boxed
 
 TOKENS = ('batch', 'seq', 'embed')
 LN_EPS = 1e-5  # PyTorch's nn.LayerNorm default, used by CLIP.
 
 
-def _boxed(init, *names):
-  return nn.with_logical_partitioning(init, names)
-
-
-def quick_gelu(x):
-  """CLIP's GELU approximation: x * sigmoid(1.702 x)."""
-  return x * jax.nn.sigmoid(1.702 * x)
+quick_gelu = layers.ACTIVATIONS['quick_gelu']   # CLIP's GELU approximation x * sigmoid(1.702 x)
 
 
 def _layer_norm(name):
-  return nn.LayerNorm(epsilon=LN_EPS, name=name,
-                      scale_init=_boxed(nn.initializers.ones, 'norm'),
-                      bias_init=_boxed(nn.initializers.zeros, 'norm'))
+  return layers.layer_norm(name, LN_EPS)
 
 
-class CausalSelfAttention(nn.Module):
-  """Multi-head self-attention, token i attending to tokens j <= i."""
-  num_heads: int
-  dtype_mm: Any = 'float32'
+def residual_block(width: int, num_heads: int, dtype_mm: Any = 'float32',
+                   name: Optional[str] = None) -> transformer.TransformerBlock:
+  """x + attn(ln_1(x)) with a causal mask, then x + mlp(ln_2(x)), a 4x QuickGELU MLP.
 
-  @nn.compact
-  def __call__(self, x):
-    width = x.shape[-1]
-    if width % self.num_heads:
-      raise ValueError(f'width {width} is not divisible by num_heads {self.num_heads}')
-    hd = width // self.num_heads
-    dtype = jnp.dtype(self.dtype_mm)
-    # OpenAI's in_proj init (std width^-0.5), also used for the output projection
-    # (OpenAI scales that one by (2 depth)^-0.5 more); only matters when training anew.
-    init = nn.initializers.normal(stddev=width ** -0.5)
-
-    def proj(name):
-      k = self.param(f'{name}_kernel', _boxed(init, 'embed', 'heads', 'kv'),
-                     (width, self.num_heads, hd), jnp.float32)
-      b = self.param(f'{name}_bias', _boxed(nn.initializers.zeros, 'heads', 'kv'),
-                     (self.num_heads, hd), jnp.float32)
-      y = jnp.einsum('...d,dhk->...hk', x.astype(dtype), k.astype(dtype)) + b.astype(dtype)
-      return nn.with_logical_constraint(y, ('batch', 'seq', 'heads', 'kv'))
-
-    q, k, v = proj('query'), proj('key'), proj('value')
-    logits = jnp.einsum('...qhd,...khd->...hqk', q, k).astype(jnp.float32) / np.sqrt(hd)
-    length = x.shape[-2]
-    causal = np.tril(np.ones((length, length), dtype=bool))
-    logits = jnp.where(causal, logits, jnp.finfo(jnp.float32).min)
-    weights = jax.nn.softmax(logits, axis=-1).astype(dtype)
-    y = jnp.einsum('...hqk,...khd->...qhd', weights, v)
-    out_k = self.param('out_kernel', _boxed(init, 'heads', 'kv', 'embed'),
-                       (self.num_heads, hd, width), jnp.float32)
-    out_b = self.param('out_bias', _boxed(nn.initializers.zeros, 'embed'), (width,), jnp.float32)
-    return jnp.einsum('...hk,hkd->...d', y, out_k.astype(dtype)) + out_b.astype(dtype)
-
-
-class ResidualAttentionBlock(nn.Module):
-  """x + attn(ln_1(x)), then x + mlp(ln_2(x)) with a 4x QuickGELU MLP."""
-  num_heads: int
-  dtype_mm: Any = 'float32'
-
-  @nn.compact
-  def __call__(self, x):
-    width = x.shape[-1]
-    x = nn.with_logical_constraint(x, TOKENS)
-    y = CausalSelfAttention(self.num_heads, self.dtype_mm, name='attn')(_layer_norm('ln_1')(x))
-    x = nn.with_logical_constraint(x + y.astype(jnp.float32), TOKENS)
-    y = _layer_norm('ln_2')(x)
-    dense = lambda n, names, name: nn.Dense(  # pylint: disable=g-long-lambda
-        n, dtype=self.dtype_mm, name=name,
-        kernel_init=_boxed(nn.initializers.normal(stddev=(2 * width) ** -0.5), *names),
-        bias_init=_boxed(nn.initializers.zeros, names[1]))
-    y = dense(4 * width, ('embed', 'mlp'), 'c_fc')(y)
-    y = dense(width, ('mlp', 'embed'), 'c_proj')(quick_gelu(y))
-    return nn.with_logical_constraint(x + y.astype(jnp.float32), TOKENS)
+  Initialisers as OpenAI's code: in_proj std width^-0.5 (also used for the output
+  projection, which OpenAI scales by (2 depth)^-0.5 more), MLP std (2 width)^-0.5;
+  they only matter when training anew.
+  """
+  return transformer.TransformerBlock(
+      num_heads, activation='quick_gelu', ln_eps=LN_EPS, causal=True,
+      names={'attn_norm': 'ln_1', 'attn': 'attn', 'mlp_norm': 'ln_2', 'mlp': 'mlp'},
+      mlp_names=('c_fc', 'c_proj'),
+      attn_kernel_init=nn.initializers.normal(stddev=width ** -0.5),
+      mlp_kernel_init=nn.initializers.normal(stddev=(2 * width) ** -0.5),
+      tokens_axes=TOKENS, dtype_mm=dtype_mm, name=name)
 
 
 class CLIPTextEncoder(nn.Module):
@@ -144,17 +99,17 @@ class CLIPTextEncoder(nn.Module):
                        f'[{int(tokens.min())}, {int(tokens.max())}]')
     if length > self.context_length:
       raise ValueError(f'{length} tokens exceed the context length {self.context_length}')
-    table = self.param('token_embedding', _boxed(nn.initializers.normal(0.02), 'vocab', 'embed'),
+    table = self.param('token_embedding', boxed(nn.initializers.normal(0.02), 'vocab', 'embed'),
                        (self.vocab_size, self.width), jnp.float32)
-    pos = self.param('positional_embedding', _boxed(nn.initializers.normal(0.01), 'seq', 'embed'),
+    pos = self.param('positional_embedding', boxed(nn.initializers.normal(0.01), 'seq', 'embed'),
                      (self.context_length, self.width), jnp.float32)
     x = jnp.take(table, tokens, axis=0) + pos[:length]
     for i in range(self.depth):
-      x = ResidualAttentionBlock(self.num_heads, self.dtype_mm, name=f'resblocks_{i}')(x)
+      x = residual_block(self.width, self.num_heads, self.dtype_mm, name=f'resblocks_{i}')(x)
     x = _layer_norm('ln_final')(x)
     pooled = x[jnp.arange(x.shape[0]), jnp.argmax(tokens, axis=-1)]
     proj = self.param('text_projection',
-                      _boxed(nn.initializers.normal(self.width ** -0.5), 'embed', None),
+                      boxed(nn.initializers.normal(self.width ** -0.5), 'embed', None),
                       (self.width, self.embed_dim), jnp.float32)
     embedding = jnp.dot(pooled, proj)
     return embedding, {'encoded': x, 'pooled': pooled}

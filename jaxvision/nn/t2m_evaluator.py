@@ -38,6 +38,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxvision.nn import layers
+from jaxvision.nn.layers import boxed
+
 # POS_enumerator and the "very important" word lists of upstream's word_vectorizer.py.
 POS_ENUMERATOR = ('VERB', 'NOUN', 'DET', 'ADP', 'NUM', 'AUX', 'PRON', 'ADJ', 'ADV', 'Loc_VIP',
                   'Body_VIP', 'Obj_VIP', 'Act_VIP', 'Desc_VIP', 'OTHER')
@@ -58,16 +61,11 @@ VIP_WORDS = {
 LN_EPS = 1e-5
 
 
-def _boxed(init, *names):
-  return nn.with_logical_partitioning(init, names)
-
-
 _xavier = nn.initializers.xavier_normal()  # Upstream's init_weight, zero biases.
 
 
 def _dense(features, names, name):
-  return nn.Dense(features, name=name, kernel_init=_boxed(_xavier, *names),
-                  bias_init=_boxed(nn.initializers.zeros, names[1]))
+  return layers.Dense(features, kernel_axes=names, kernel_init=_xavier, name=name)
 
 
 # --- Text input ----------------------------------------------------------------------
@@ -139,16 +137,16 @@ class BiGRU(nn.Module):
     uniform = lambda key, shape, dtype=jnp.float32: jax.random.uniform(  # pylint: disable=g-long-lambda
         key, shape, dtype, -bound, bound)
     mask = jnp.arange(x.shape[1])[None, :] < jnp.asarray(lengths)[:, None]
-    init_state = self.param('hidden', _boxed(nn.initializers.normal(1.0), None, None, 'mlp'),
+    init_state = self.param('hidden', boxed(nn.initializers.normal(1.0), None, None, 'mlp'),
                             (2, 1, h), jnp.float32)
     lasts, seqs = [], []
     for d, name in enumerate(('forward', 'backward')):
-      w_i = self.param(f'{name}_input_kernel', _boxed(uniform, 'embed', 'mlp'),
+      w_i = self.param(f'{name}_input_kernel', boxed(uniform, 'embed', 'mlp'),
                        (x.shape[-1], 3 * h), jnp.float32)
-      w_h = self.param(f'{name}_hidden_kernel', _boxed(uniform, None, 'mlp'), (h, 3 * h),
+      w_h = self.param(f'{name}_hidden_kernel', boxed(uniform, None, 'mlp'), (h, 3 * h),
                        jnp.float32)
-      b_i = self.param(f'{name}_input_bias', _boxed(uniform, 'mlp'), (3 * h,), jnp.float32)
-      b_h = self.param(f'{name}_hidden_bias', _boxed(uniform, 'mlp'), (3 * h,), jnp.float32)
+      b_i = self.param(f'{name}_input_bias', boxed(uniform, 'mlp'), (3 * h,), jnp.float32)
+      b_h = self.param(f'{name}_hidden_bias', boxed(uniform, 'mlp'), (3 * h,), jnp.float32)
       h0 = jnp.broadcast_to(init_state[d], (x.shape[0], h))
       last, seq = _gru_direction(x @ w_i + b_i, h0, w_h, b_h, mask, reverse=d == 1)
       lasts.append(last)
@@ -164,9 +162,7 @@ class OutputNet(nn.Module):
   @nn.compact
   def __call__(self, x):
     x = _dense(self.hidden_size, ('embed', 'mlp'), 'dense_0')(x)
-    x = nn.LayerNorm(epsilon=LN_EPS, name='layer_norm',
-                     scale_init=_boxed(nn.initializers.ones, 'norm'),
-                     bias_init=_boxed(nn.initializers.zeros, 'norm'))(x)
+    x = layers.layer_norm('layer_norm', LN_EPS)(x)
     return _dense(self.output_size, ('mlp', 'embed'), 'dense_1')(nn.leaky_relu(x, 0.2))
 
 
@@ -180,8 +176,8 @@ class MovementConvEncoder(nn.Module):
   def __call__(self, x, *, train: bool = False):
     for i, features in enumerate((self.hidden_size, self.output_size)):
       x = nn.Conv(features, (4,), strides=(2,), padding=((1, 1),), name=f'conv_{i}',
-                  kernel_init=_boxed(_xavier, None, 'embed', 'mlp'),
-                  bias_init=_boxed(nn.initializers.zeros, 'mlp'))(x)
+                  kernel_init=boxed(_xavier, None, 'embed', 'mlp'),
+                  bias_init=boxed(nn.initializers.zeros, 'mlp'))(x)
       x = nn.leaky_relu(nn.Dropout(self.dropout)(x, deterministic=not train), 0.2)
     return _dense(self.output_size, ('embed', 'mlp'), 'out_net')(x)
 
@@ -200,9 +196,9 @@ class ConvTranspose1d(nn.Module):
   @nn.compact
   def __call__(self, x):
     k = self.kernel_size
-    kernel = self.param('kernel', _boxed(_xavier, None, 'embed', 'mlp'),
+    kernel = self.param('kernel', boxed(_xavier, None, 'embed', 'mlp'),
                         (k, x.shape[-1], self.features), jnp.float32)
-    bias = self.param('bias', _boxed(nn.initializers.zeros, 'mlp'), (self.features,), jnp.float32)
+    bias = self.param('bias', boxed(nn.initializers.zeros, 'mlp'), (self.features,), jnp.float32)
     pad = k - 1 - self.padding
     y = jax.lax.conv_general_dilated(x, kernel[::-1], (1,), [(pad, pad)],
                                      lhs_dilation=(self.stride,),

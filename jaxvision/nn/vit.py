@@ -20,19 +20,23 @@ Where this file differs from big_vision:
 * parameters are always float32; `dtype_mm` only sets the matmul dtype, while the
   residual stream, LayerNorms and the attention softmax stay in float32;
 * `out['encoded']` excludes the class token for pool_type 'tok';
-* no `scan`/remat option (the checkpoint loader converts scanned checkpoints).
+* no `scan`/remat option (the checkpoint loader converts scanned checkpoints);
+* attention and blocks are `jaxvision.nn.attention` / `jaxvision.nn.transformer`,
+  configured to big_vision's names and initialisers.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 from typing import Any, Optional, Sequence, Union
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxvision.nn import attention
+from jaxvision.nn import layers
+from jaxvision.nn import transformer
+from jaxvision.nn.layers import boxed
 
 # Logical names of the token stream (batch, tokens, width).
 TOKENS = ('batch', 'seq', 'embed')
@@ -40,11 +44,8 @@ TOKENS = ('batch', 'seq', 'embed')
 _xavier = nn.initializers.xavier_uniform()
 _lecun = nn.initializers.lecun_normal()
 _zeros = nn.initializers.zeros
-_ones = nn.initializers.ones
 
 
-def _boxed(init, *names):
-  return nn.with_logical_partitioning(init, names)
 
 
 # Table 2 of Zhai et al., "Scaling Vision Transformers" (arXiv:2106.04560), plus the
@@ -94,121 +95,33 @@ def posemb_sincos_2d(h: int, w: int, width: int, temperature: float = 10_000.) -
   return pe[None].astype(np.float32)
 
 
-class MlpBlock(nn.Module):
-  """Transformer feed-forward block: Dense -> GELU -> dropout -> Dense."""
-  mlp_dim: Optional[int] = None  # Defaults to 4x the input width.
-  dropout: float = 0.0
-  dtype_mm: Any = 'float32'
-
-  @nn.compact
-  def __call__(self, x, *, train: bool = False):
-    width = x.shape[-1]
-    hidden = self.mlp_dim or 4 * width
-    bias_init = nn.initializers.normal(stddev=1e-6)
-    x = nn.Dense(hidden, dtype=self.dtype_mm, name='Dense_0',
-                 kernel_init=_boxed(_xavier, 'embed', 'mlp'),
-                 bias_init=_boxed(bias_init, 'mlp'))(x)
-    x = nn.gelu(x)  # tanh approximation, as flax's default and big_vision.
-    x = nn.Dropout(rate=self.dropout)(x, deterministic=not train)
-    return nn.Dense(width, dtype=self.dtype_mm, name='Dense_1',
-                    kernel_init=_boxed(_xavier, 'mlp', 'embed'),
-                    bias_init=_boxed(bias_init, 'embed'))(x)
+def mlp_block(mlp_dim: Optional[int] = None, dropout: float = 0.0,
+             dtype_mm: Any = 'float32', name: Optional[str] = None) -> layers.Mlp:
+  """Transformer feed-forward block: Dense -> GELU (tanh) -> dropout -> Dense."""
+  return layers.Mlp(mlp_dim, activation='gelu_tanh', dropout=dropout, kernel_init=_xavier,
+                    bias_init=nn.initializers.normal(stddev=1e-6), dtype_mm=dtype_mm, name=name)
 
 
-def _matrix_init(init, n_in):
-  """`init` drawn for the (prod(shape[:n_in]), prod(shape[n_in:])) matrix, reshaped.
-
-  flax's DenseGeneral initialises its kernels this way, so fan-in/fan-out of the
-  attention kernels match big_vision's.
-  """
-  def init_fn(key, shape, dtype=jnp.float32):
-    flat = (math.prod(shape[:n_in]), math.prod(shape[n_in:]))
-    return jnp.reshape(init(key, flat, dtype), shape)
-  return init_fn
-
-
-class _DenseGeneral(nn.Module):
-  """Contracts the last `in_dims` input dims with a (*in, *features) kernel.
-
-  Unlike nn.DenseGeneral, parameters are created at their final shape: its reshape of
-  a boxed init applies the logical constraint to the flat array under a mesh, which
-  fails for kernels with more than two dims.
-  """
-  features: tuple[int, ...]
-  in_dims: int
-  kernel_names: tuple[Optional[str], ...]
-  bias_names: tuple[Optional[str], ...]
-  dtype_mm: Any = 'float32'
-
-  @nn.compact
-  def __call__(self, x):
-    shape = (*x.shape[x.ndim - self.in_dims:], *self.features)
-    kernel = self.param('kernel', _boxed(_matrix_init(_xavier, self.in_dims), *self.kernel_names),
-                        shape, jnp.float32)
-    bias = self.param('bias', _boxed(_zeros, *self.bias_names), self.features, jnp.float32)
-    dtype = jnp.dtype(self.dtype_mm)
-    y = jnp.tensordot(x.astype(dtype), kernel.astype(dtype), axes=self.in_dims)
-    return y + bias.astype(dtype)
-
-
-class MultiHeadDotProductAttention(nn.Module):
-  """Multi-head attention with the parameters of flax's module of the same name.
-
-  query/key/value kernels are (width, heads, head_dim) with (heads, head_dim) biases;
-  the output kernel is (heads, head_dim, width). Written out here so that every
-  parameter is annotated and the softmax runs in float32 whatever `dtype_mm` is.
-  """
-  num_heads: int
-  dtype_mm: Any = 'float32'
-
-  @nn.compact
-  def __call__(self, inputs_q, inputs_kv):
-    width = inputs_q.shape[-1]
-    if width % self.num_heads:
-      raise ValueError(f'width {width} is not divisible by num_heads {self.num_heads}')
-    head_dim = width // self.num_heads
-    proj = functools.partial(
-        _DenseGeneral, (self.num_heads, head_dim), 1, ('embed', 'heads', 'kv'),
-        ('heads', 'kv'), self.dtype_mm)
-    heads = ('batch', 'seq', 'heads', 'kv')
-    q = nn.with_logical_constraint(proj(name='query')(inputs_q), heads)
-    k = nn.with_logical_constraint(proj(name='key')(inputs_kv), heads)
-    v = nn.with_logical_constraint(proj(name='value')(inputs_kv), heads)
-
-    q = q / jnp.sqrt(head_dim).astype(q.dtype)
-    logits = jnp.einsum('...qhd,...khd->...hqk', q, k)
-    weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
-    y = jnp.einsum('...hqk,...khd->...qhd', weights, v)
-    y = nn.with_logical_constraint(y, heads)
-    return _DenseGeneral((width,), 2, ('heads', 'kv', 'embed'), ('embed',), self.dtype_mm,
-                         name='out')(y)
+def mha(num_heads: int, dtype_mm: Any = 'float32',
+                                 name: Optional[str] = None) -> attention.MultiHeadAttention:
+  """flax's MultiHeadDotProductAttention parameters: query/key/value (width, heads,
+  head_dim) kernels with (heads, head_dim) biases, out (heads, head_dim, width)."""
+  return attention.MultiHeadAttention(num_heads, kernel_init=_xavier, dtype_mm=dtype_mm, name=name)
 
 
 def _layer_norm(name):
-  return nn.LayerNorm(epsilon=1e-6, name=name,
-                      scale_init=_boxed(_ones, 'norm'), bias_init=_boxed(_zeros, 'norm'))
+  return layers.layer_norm(name, 1e-6)
 
 
-class Encoder1DBlock(nn.Module):
+def encoder_block(mlp_dim: Optional[int] = None, num_heads: int = 12,
+                   dropout: float = 0.0, dtype_mm: Any = 'float32',
+                   name: Optional[str] = None) -> transformer.TransformerBlock:
   """Pre-LN encoder block: x + MHSA(LN(x)), then x + MLP(LN(x)) (ViT Eqs. 2-3)."""
-  mlp_dim: Optional[int] = None
-  num_heads: int = 12
-  dropout: float = 0.0
-  dtype_mm: Any = 'float32'
-
-  @nn.compact
-  def __call__(self, x, *, train: bool = False):
-    x = nn.with_logical_constraint(x, TOKENS)
-    y = _layer_norm('LayerNorm_0')(x)
-    y = MultiHeadDotProductAttention(self.num_heads, dtype_mm=self.dtype_mm,
-                                     name='MultiHeadDotProductAttention_0')(y, y)
-    y = nn.Dropout(rate=self.dropout)(y, deterministic=not train)
-    x = nn.with_logical_constraint(x + y, TOKENS)
-
-    y = _layer_norm('LayerNorm_1')(x)
-    y = MlpBlock(self.mlp_dim, self.dropout, self.dtype_mm, name='MlpBlock_0')(y, train=train)
-    y = nn.Dropout(rate=self.dropout)(y, deterministic=not train)
-    return nn.with_logical_constraint(x + y, TOKENS)
+  return transformer.TransformerBlock(
+      num_heads, mlp_dim=mlp_dim, activation='gelu_tanh', norm='pre', ln_eps=1e-6,
+      dropout=dropout, attn_kernel_init=_xavier, mlp_kernel_init=_xavier,
+      mlp_bias_init=nn.initializers.normal(stddev=1e-6), tokens_axes=TOKENS,
+      dtype_mm=dtype_mm, name=name)
 
 
 class Encoder(nn.Module):
@@ -223,7 +136,7 @@ class Encoder(nn.Module):
   def __call__(self, x, *, train: bool = False):
     out = {}
     for i in range(self.depth):
-      x = Encoder1DBlock(self.mlp_dim, self.num_heads, self.dropout, self.dtype_mm,
+      x = encoder_block(self.mlp_dim, self.num_heads, self.dropout, self.dtype_mm,
                          name=f'encoderblock_{i}')(x, train=train)
       out[f'block{i:02d}'] = x
     out['pre_ln'] = x
@@ -244,13 +157,13 @@ class MAPHead(nn.Module):
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     n, _, d = x.shape
-    probe = self.param('probe', _boxed(_xavier, None, None, 'embed'), (1, 1, d), jnp.float32)
+    probe = self.param('probe', boxed(_xavier, None, None, 'embed'), (1, 1, d), jnp.float32)
     probe = jnp.tile(probe, [n, 1, 1])
-    x = MultiHeadDotProductAttention(self.num_heads, dtype_mm=self.dtype_mm,
+    x = mha(self.num_heads, dtype_mm=self.dtype_mm,
                                      name='MultiHeadDotProductAttention_0')(probe, x)
     x = x.astype(jnp.float32)
     y = _layer_norm('LayerNorm_0')(x)
-    x = x + MlpBlock(self.mlp_dim, self.dropout, self.dtype_mm, name='MlpBlock_0')(y, train=train)
+    x = x + mlp_block(self.mlp_dim, self.dropout, self.dtype_mm, name='MlpBlock_0')(y, train=train)
     return x[:, 0]
 
 
@@ -287,15 +200,15 @@ class ViT(nn.Module):
     # flax allows a logical name once per array, so only the first patch dim is 'patch'.
     x = out['stem'] = nn.Conv(
         self.width, patch, strides=patch, padding='VALID', dtype=self.dtype_mm,
-        kernel_init=_boxed(_lecun, 'patch', None, 'channels', 'embed'),
-        bias_init=_boxed(_zeros, 'embed'), name='embedding')(image)
+        kernel_init=boxed(_lecun, 'patch', None, 'channels', 'embed'),
+        bias_init=boxed(_zeros, 'embed'), name='embedding')(image)
     n, h, w, c = x.shape
     x = jnp.reshape(x, [n, h * w, c]).astype(jnp.float32)
 
     # The position embedding is added before the class token is prepended.
     if self.posemb == 'learn':
       pe = self.param('pos_embedding',
-                      _boxed(nn.initializers.normal(stddev=1 / np.sqrt(c)), None, 'seq', 'embed'),
+                      boxed(nn.initializers.normal(stddev=1 / np.sqrt(c)), None, 'seq', 'embed'),
                       (1, h * w, c), jnp.float32)
     elif self.posemb == 'sincos2d':
       pe = jnp.asarray(posemb_sincos_2d(h, w, c))
@@ -304,7 +217,7 @@ class ViT(nn.Module):
     x = out['with_posemb'] = x + pe
 
     if self.pool_type == 'tok':
-      cls = self.param('cls', _boxed(_zeros, None, None, 'embed'), (1, 1, c), jnp.float32)
+      cls = self.param('cls', boxed(_zeros, None, None, 'embed'), (1, 1, c), jnp.float32)
       x = jnp.concatenate([jnp.tile(cls, [n, 1, 1]), x], axis=1)
 
     x = nn.with_logical_constraint(x, TOKENS)
@@ -331,7 +244,7 @@ class ViT(nn.Module):
     if self.rep_size:
       rep_size = self.width if self.rep_size is True else self.rep_size
       hid = nn.Dense(rep_size, dtype=self.dtype_mm, name='pre_logits',
-                     kernel_init=_boxed(_lecun, 'embed', None), bias_init=_boxed(_zeros, None))
+                     kernel_init=boxed(_lecun, 'embed', None), bias_init=boxed(_zeros, None))
       x_2d = nn.tanh(hid(x_2d))
       x = nn.tanh(hid(x))
     out['pre_logits_2d'] = x_2d
@@ -340,8 +253,8 @@ class ViT(nn.Module):
     if self.num_classes:
       kernel_init = _zeros if self.head_zeroinit else _lecun
       head = nn.Dense(self.num_classes, dtype=self.dtype_mm, name='head',
-                      kernel_init=_boxed(kernel_init, 'embed', 'classes'),
-                      bias_init=_boxed(_zeros, 'classes'))
+                      kernel_init=boxed(kernel_init, 'embed', 'classes'),
+                      bias_init=boxed(_zeros, 'classes'))
       x_2d = out['logits_2d'] = head(x_2d)
       x = out['logits'] = head(x)
     return x, out

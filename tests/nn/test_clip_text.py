@@ -191,8 +191,8 @@ def test_variants_and_partitioning():
                                                          jnp.zeros((1, 4), jnp.int32)))
     specs = nn.logical_to_mesh(nn.get_partition_spec(abstract))['params']
   assert specs['token_embedding'] == P('model', 'fsdp')
-  assert specs['resblocks_0']['attn']['query_kernel'] == P('fsdp', 'model', None)
-  assert specs['resblocks_0']['c_fc']['kernel'] == P('fsdp', 'model')
+  assert specs['resblocks_0']['attn']['query']['kernel'] == P('fsdp', 'model', None)
+  assert specs['resblocks_0']['mlp']['c_fc']['kernel'] == P('fsdp', 'model')
   is_box = lambda x: isinstance(x, nn.LogicallyPartitioned)  # pylint: disable=unnecessary-lambda-assignment
   assert all(is_box(x) for x in jax.tree.leaves(abstract['params'], is_leaf=is_box))
 

@@ -308,7 +308,7 @@ def test_attention_equals_flax_attention():
   probe = jax.random.normal(jax.random.key(2), (2, 1, W))
   ref = nn.MultiHeadDotProductAttention(HEADS, kernel_init=nn.initializers.xavier_uniform())
   params = ref.init(jax.random.key(0), probe, x)
-  ours = vit.MultiHeadDotProductAttention(HEADS)
+  ours = vit.mha(HEADS)
   assert shapes(nn.meta.unbox(ours.init(jax.random.key(0), probe, x))) == shapes(params)
   np.testing.assert_allclose(ours.apply(params, probe, x), ref.apply(params, probe, x),
                              atol=1e-6)

@@ -16,6 +16,8 @@ Upstream names (torch Linear weights are (out, in); Flax kernels are (in, out)):
   seqTransEncoder.attn_layers.layers.{2i}.1.custom_query_fn.{weight,bias}
                                                            -> layer_i_attn/query_input
   seqTransEncoder.attn_layers.layers.{2i}.1.to_{q,k,v,out}.weight -> layer_i_attn/to_*
+      (to_q/k/v kernels (d, heads, head_dim), to_out (heads, head_dim, d): x-transformers
+      splits its inner dim head-major, '(h d)')
   seqTransEncoder.attn_layers.layers.{2i+1}.0.0.{weight,bias} -> layer_i_ff_norm
   seqTransEncoder.attn_layers.layers.{2i+1}.1.ff.0.0.{weight,bias} -> layer_i_ff/wi
   seqTransEncoder.attn_layers.layers.{2i+1}.1.ff.3.{weight,bias}   -> layer_i_ff/wo
@@ -74,8 +76,20 @@ def config_from_state_dict(state) -> dict:
           'text_dim': int(np.shape(state['embed_text.weight'])[1]), 'inner_dim': int(inner)}
 
 
-def denoiser_params(state) -> dict:
-  """The denoiser's parameter tree from an upstream FlowMDM state dict."""
+def _heads(linear, num_heads, axis):
+  """Splits a (d, inner) kernel's inner dim (axis 1) or an (inner, d) one's (axis 0)
+  into (num_heads, head_dim), x-transformers' head-major '(h d)' layout."""
+  k = linear['kernel']
+  inner = k.shape[axis]
+  if inner % num_heads:
+    raise ValueError(f'attention width {inner} is not divisible by num_heads={num_heads}')
+  shape = ((k.shape[0], num_heads, inner // num_heads) if axis == 1
+           else (num_heads, inner // num_heads, k.shape[1]))
+  return {'kernel': k.reshape(shape)}
+
+
+def denoiser_params(state, num_heads: int = 4) -> dict:
+  """The denoiser's parameter tree from an upstream FlowMDM state dict (upstream: 4 heads)."""
   p = {'input_process': _linear(state, 'input_process.poseEmbedding'),
        'time_embed_0': _linear(state, 'embed_timestep.time_embed.0'),
        'time_embed_1': _linear(state, 'embed_timestep.time_embed.2'),
@@ -90,7 +104,8 @@ def denoiser_params(state) -> dict:
     a, f = f'{PREFIX}{2 * i}.', f'{PREFIX}{2 * i + 1}.'
     p[f'layer_{i}_attn_norm'] = _norm(state, a + '0.0')
     p[f'layer_{i}_attn'] = {'query_input': _linear(state, a + '1.custom_query_fn'),
-                            **{n: _linear(state, a + f'1.{n}', bias=False)
+                            **{n: _heads(_linear(state, a + f'1.{n}', bias=False), num_heads,
+                                         0 if n == 'to_out' else 1)
                                for n in ('to_q', 'to_k', 'to_v', 'to_out')}}
     p[f'layer_{i}_ff_norm'] = _norm(state, f + '0.0')
     p[f'layer_{i}_ff'] = {'wi': _linear(state, f + '1.ff.0.0'), 'wo': _linear(state, f + '1.ff.3')}
@@ -127,7 +142,7 @@ def load_into(params, state, model_cfg) -> dict:
   if cfg['inner_dim'] != model_cfg['num_heads'] * model_cfg['head_dim']:
     raise ValueError(f"checkpoint attention width {cfg['inner_dim']} != num_heads x head_dim")
   check_buffers(state, cfg['latent_dim'])
-  new = denoiser_params(state)
+  new = denoiser_params(state, model_cfg['num_heads'])
   old = jax.tree.map(np.shape, nn.meta.unbox(params['denoiser']))
   got = jax.tree.map(np.shape, new)
   if old != got:

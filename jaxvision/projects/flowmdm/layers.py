@@ -1,4 +1,4 @@
-"""FlowMDM's building blocks: PyTorch-initialised linears, PCCAT attention, masks (Sec. 3).
+"""FlowMDM's attention pieces: PCCAT's query input, masks, segment bias (Sec. 3).
 
 Pose-Centric Cross-ATtention (PCCAT, Sec. 3.2): queries come from the noisy poses AND
 the condition (a per-layer Linear(2d -> d) on `[LN(x), emb]`, upstream's
@@ -6,58 +6,28 @@ the condition (a per-layer Linear(2d -> d) on `[LN(x), emb]`, upstream's
 (timestep + per-frame text) can steer which poses a frame attends to but can never be
 attended to itself.  Attention is local: |i - j| <= H (`rpe_horizon`), keys at padded
 frames are masked and the outputs at padded frames are zeroed, as in x-transformers.
+The attention itself is `jaxvision.nn.attention.MultiHeadAttention` with `pccat_query`
+as its query function and upstream's names and PyTorch init (`pccat_attention`).
 
-Blended Positional Encodings (BPE, Sec. 3.1) enter here through `freqs` (rotary angles
-scaled by the per-sample weight w: w = 0 is no rotation) and `bias` (the segment
+Blended Positional Encodings (BPE, Sec. 3.1) enter through the rotary angles (scaled
+by the per-sample weight w: w = 0 is no rotation) and the additive bias (the segment
 block-diagonal bias of the absolute stage).
 """
 
 from __future__ import annotations
 
-import math
-from typing import Sequence
+import functools
+from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxvision.nn import attention
+from jaxvision.nn import layers as nn_layers
+from jaxvision.nn import transformer
+
 NEG_INF = -jnp.inf
-
-
-def _uniform(bound):
-  def init(key, shape, dtype=jnp.float32):
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
-  return init
-
-
-class TorchLinear(nn.Module):
-  """y = x W + b with PyTorch's default init (U(+-1/sqrt(fan_in)) for W and b)."""
-  features: int
-  use_bias: bool = True
-  kernel_axes: Sequence[str | None] = ('embed', 'mlp')
-  dtype: jnp.dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x):
-    fan_in = x.shape[-1]
-    bound = 1.0 / math.sqrt(fan_in)
-    kernel = self.param('kernel', nn.with_logical_partitioning(_uniform(bound),
-                                                               tuple(self.kernel_axes)),
-                        (fan_in, self.features), jnp.float32)
-    y = jnp.einsum('...i,io->...o', x.astype(self.dtype), kernel.astype(self.dtype))
-    if self.use_bias:
-      bias = self.param('bias', nn.with_logical_partitioning(_uniform(bound),
-                                                             (self.kernel_axes[-1],)),
-                        (self.features,), jnp.float32)
-      y = y + bias.astype(self.dtype)
-    return y
-
-
-def layer_norm(name: str):
-  """PyTorch's LayerNorm (eps 1e-5), parameters on the `norm` axis."""
-  return nn.LayerNorm(epsilon=1e-5, name=name,
-                      scale_init=nn.with_logical_partitioning(nn.initializers.ones, ('norm',)),
-                      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ('norm',)))
+NAMES = ('to_q', 'to_k', 'to_v', 'to_out')   # upstream's x-transformers Attention
 
 
 def positions_in_segment(segment_ids):
@@ -80,51 +50,38 @@ def attention_allowed(mask, horizon: int):
   allowed = jnp.broadcast_to(mask[:, None, :], mask.shape[:1] + (mask.shape[1],) * 2)
   if horizon >= 0:
     idx = jnp.arange(mask.shape[1])
-    allowed = allowed & (jnp.abs(idx[:, None] - idx[None, :]) <= horizon)
+    allowed = allowed & attention.band_mask(idx, idx, horizon)
   return allowed
 
 
-class PCCATAttention(nn.Module):
-  """Self-attention whose queries also see the condition (one block of Fig. 3)."""
-  num_heads: int = 4
-  head_dim: int = 64
-  dtype: jnp.dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x, cond, *, freqs, allowed, bias, mask):
-    b, t, d = x.shape
-    inner = self.num_heads * self.head_dim
-    q_in = TorchLinear(d, kernel_axes=('mlp', 'embed'), dtype=self.dtype,
-                       name='query_input')(jnp.concatenate([x, cond], axis=-1))
-    proj = lambda n: TorchLinear(inner, use_bias=False, kernel_axes=('embed', 'heads'),  # pylint: disable=g-long-lambda
-                                 dtype=self.dtype, name=n)
-    q = proj('to_q')(q_in).reshape(b, t, self.num_heads, self.head_dim)
-    k = proj('to_k')(x).reshape(b, t, self.num_heads, self.head_dim)
-    v = proj('to_v')(x).reshape(b, t, self.num_heads, self.head_dim)
-    if freqs is not None:
-      from jaxvision.nn import positional  # pylint: disable=g-import-not-at-top
-      q = positional.apply_rope(q, freqs[:, :, None, :])
-      k = positional.apply_rope(k, freqs[:, :, None, :])
-    logits = jnp.einsum('bqhd,bkhd->bhqk', q, k).astype(jnp.float32)
-    logits = logits * self.head_dim ** -0.5
-    if bias is not None:
-      logits = logits + bias[:, None]
-    logits = jnp.where(allowed[:, None], logits, jnp.finfo(jnp.float32).min)
-    weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
-    out = jnp.einsum('bhqk,bkhd->bqhd', weights, v)
-    out = TorchLinear(d, use_bias=False, kernel_axes=('heads', 'embed'), dtype=self.dtype,
-                      name='to_out')(out.reshape(b, t, inner))
-    return out * mask[..., None].astype(out.dtype)
+def pccat_query(x, cond, *, dtype_mm: Any = jnp.float32):
+  """PCCAT's query input Linear(2d -> d)([x, cond]); runs inside the attention's scope."""
+  return nn_layers.TorchLinear(x.shape[-1], kernel_axes=('mlp', 'embed'), dtype_mm=dtype_mm,
+                               name='query_input')(jnp.concatenate([x, cond], axis=-1))
 
 
-class FeedForward(nn.Module):
-  """Linear(d -> ff) -> exact GELU -> Linear(ff -> d) (x-transformers' FeedForward)."""
-  hidden: int
-  dtype: jnp.dtype = jnp.float32
+def pccat_attention(num_heads: int = 4, head_dim: int = 64, dtype: Any = jnp.float32,
+                    name: str | None = None) -> attention.MultiHeadAttention:
+  """Self-attention whose queries also see the condition (`query_context`); no biases.
 
-  @nn.compact
-  def __call__(self, x):
-    h = TorchLinear(self.hidden, kernel_axes=('embed', 'mlp'), dtype=self.dtype, name='wi')(x)
-    h = jax.nn.gelu(h, approximate=False)
-    return TorchLinear(x.shape[-1], kernel_axes=('mlp', 'embed'), dtype=self.dtype,
-                       name='wo')(h)
+  Call as `attn(x, query_context=cond, mask=(B, 1, T, T), bias=..., rope=angles)`.
+  """
+  return attention.MultiHeadAttention(
+      num_heads, head_dim=head_dim, use_bias=False, names=NAMES, torch_init=True,
+      query_fn=functools.partial(pccat_query, dtype_mm=dtype), dtype_mm=dtype, name=name)
+
+
+def pccat_block(i: int, *, num_heads: int, head_dim: int, ff_size: int,
+                dtype: Any = jnp.float32, window: int | None = None) -> transformer.TransformerBlock:
+  """Layer i of the denoiser: pre-LN [PCCAT, FF x exact GELU], upstream's flat names
+  (`layer_{i}_attn_norm`, `layer_{i}_attn/{query_input, to_q, ...}`, `layer_{i}_ff_norm`,
+  `layer_{i}_ff/{wi, wo}`), PyTorch's init and LayerNorm eps. `window`: the band
+  |i - j| <= window computed block-wise (banded attention) instead of a dense mask."""
+  return transformer.TransformerBlock(
+      num_heads, head_dim=head_dim, mlp_dim=ff_size, activation='gelu', ln_eps=1e-5,
+      use_bias=False, names={'attn_norm': f'layer_{i}_attn_norm', 'attn': f'layer_{i}_attn',
+                             'mlp_norm': f'layer_{i}_ff_norm', 'mlp': f'layer_{i}_ff'},
+      attn_names=NAMES, mlp_names=('wi', 'wo'), torch_init=True,
+      query_fn=functools.partial(pccat_query, dtype_mm=dtype), tokens_axes=None,
+      window=window, banded=window is not None, share_scope=True, dtype_mm=dtype,
+      name=f'layer_{i}')

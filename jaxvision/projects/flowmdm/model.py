@@ -12,7 +12,9 @@ with s(i) the segment frame i belongs to (upstream's `conditions_mask`); a zeroe
 embedding is the null condition of classifier-free guidance.  BPE weight w per sample:
 0 = absolute stage (APE added, segment-restricted attention, no rotation), 1 = relative
 stage (RoPE on the first `rotary_dim` channels of q and k at global positions).  The
-local band |i - j| <= H applies in both stages, as upstream.
+local band |i - j| <= H applies in both stages, as upstream; `banded_attention=True`
+computes it block-wise (`jaxvision.nn.banded_attention`, upstream's Longformer-style
+chunks), equal to the dense masked form and linear in T.
 
 Parameter names follow upstream's modules (see `convert.py` for the exact mapping).
 """
@@ -24,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxvision.nn import positional
+from jaxvision.nn.layers import TorchLinear, layer_norm
 from jaxvision.projects.flowmdm import layers
 
 
@@ -42,6 +45,7 @@ class FlowMDMDenoiser(nn.Module):
   band_in_absolute_stage: bool = True      # upstream applies the band in both stages
   segment_bias: bool = True                # absolute stage attends within segments only
   rotary_dim: int = 0                      # 0: max(head_dim // 2, 32), as upstream
+  banded_attention: bool = False           # the band block-wise: time/memory linear in T
   text_dim: int = 512
   timestep_table_size: int = 5000
   dtype: jnp.dtype = jnp.float32
@@ -68,10 +72,10 @@ class FlowMDMDenoiser(nn.Module):
     # ---- condition: timestep MLP + per-frame text embedding
     table = positional.sinusoid_interleaved(self.timestep_table_size, d)
     temb = jnp.asarray(table)[timesteps]
-    temb = layers.TorchLinear(d, kernel_axes=('embed', 'mlp'), name='time_embed_0')(temb)
-    temb = layers.TorchLinear(d, kernel_axes=('mlp', 'embed'),
+    temb = TorchLinear(d, kernel_axes=('embed', 'mlp'), name='time_embed_0')(temb)
+    temb = TorchLinear(d, kernel_axes=('mlp', 'embed'),
                               name='time_embed_1')(jax.nn.silu(temb))
-    text = layers.TorchLinear(d, kernel_axes=('embed', 'mlp'), name='embed_text')(
+    text = TorchLinear(d, kernel_axes=('embed', 'mlp'), name='embed_text')(
         text_emb.astype(jnp.float32))
     seg = jnp.clip(segment_ids, 0, text.shape[1] - 1)
     frame_text = jnp.take_along_axis(text, seg[..., None], axis=1)
@@ -79,8 +83,8 @@ class FlowMDMDenoiser(nn.Module):
     emb = temb[:, None, :] + frame_text
 
     # ---- input and the absolute stage of BPE
-    h = layers.TorchLinear(d, kernel_axes=('channels', 'embed'), name='input_process')(x)
-    h = layers.TorchLinear(d, kernel_axes=('embed', 'mlp'), name='project_in')(h)
+    h = TorchLinear(d, kernel_axes=('channels', 'embed'), name='input_process')(x)
+    h = TorchLinear(d, kernel_axes=('embed', 'mlp'), name='project_in')(h)
     scale = self.param('ape_scale', nn.with_logical_partitioning(
         lambda k, s: jnp.full(s, d ** -0.5, jnp.float32), (None,)), (1,))
     ape = positional.sinusoid_concat(layers.positions_in_segment(segment_ids), d) * scale
@@ -89,30 +93,34 @@ class FlowMDMDenoiser(nn.Module):
     h = nn.with_logical_constraint(h, ('batch', None, None))
 
     # ---- masks and the relative stage of BPE
-    allowed = layers.attention_allowed(mask, self.rpe_horizon)
-    if not self.band_in_absolute_stage:
-      no_band = layers.attention_allowed(mask, -1)
-      allowed = jnp.where((w > 0)[:, None, None], allowed, no_band)
-    bias = None
-    if self.segment_bias:
-      bias = jnp.where((w > 0)[:, None, None], 0.0, layers.segment_bias(segment_ids))
+    if self.banded_attention:
+      # The same band, key padding and segment restriction, evaluated block-wise.
+      if self.rpe_horizon < 0 or not self.band_in_absolute_stage:
+        raise ValueError('banded_attention needs rpe_horizon >= 0 and band_in_absolute_stage')
+      seg = jnp.where((w > 0)[:, None], 0, segment_ids) if self.segment_bias else None
+      attn_kw = dict(key_valid=mask, segment_ids=seg)
+    else:
+      allowed = layers.attention_allowed(mask, self.rpe_horizon)
+      if not self.band_in_absolute_stage:
+        no_band = layers.attention_allowed(mask, -1)
+        allowed = jnp.where((w > 0)[:, None, None], allowed, no_band)
+      bias = None
+      if self.segment_bias:
+        bias = jnp.where((w > 0)[:, None, None], 0.0, layers.segment_bias(segment_ids))[:, None]
+      attn_kw = dict(mask=allowed[:, None], bias=bias)
     positions = jnp.broadcast_to(jnp.arange(t), (b, t))
     freqs = w[:, None, None] * positional.rope_frequencies(positions, self._rotary_dim())
 
     # ---- blocks
     for i in range(self.num_layers):
-      keep_attn, keep_ff = self._keep(train, b)
-      y = layers.layer_norm(f'layer_{i}_attn_norm')(h)
-      y = layers.PCCATAttention(self.num_heads, self.head_dim, self.dtype,
-                                name=f'layer_{i}_attn')(y, emb, freqs=freqs, allowed=allowed,
-                                                        bias=bias, mask=mask)
-      h = h + keep_attn * y
-      y = layers.layer_norm(f'layer_{i}_ff_norm')(h)
-      y = layers.FeedForward(self.ff_size, self.dtype, name=f'layer_{i}_ff')(y)
-      h = h + keep_ff * y
-    h = layers.layer_norm('final_norm')(h)
-    h = layers.TorchLinear(d, kernel_axes=('embed', 'mlp'), name='project_out')(h)
-    return layers.TorchLinear(f, kernel_axes=('embed', 'channels'), name='output_process')(h)
+      h = layers.pccat_block(i, num_heads=self.num_heads, head_dim=self.head_dim,
+                             ff_size=self.ff_size, dtype=self.dtype,
+                             window=self.rpe_horizon if self.banded_attention else None)(
+          h, rope=freqs, query_context=emb, query_mask=mask, keep=self._keep(train, b),
+          **attn_kw)
+    h = layer_norm('final_norm', 1e-5)(h)
+    h = TorchLinear(d, kernel_axes=('embed', 'mlp'), name='project_out')(h)
+    return TorchLinear(f, kernel_axes=('embed', 'channels'), name='output_process')(h)
 
   def _keep(self, train, batch):
     """Stochastic-depth keep factors for one block's two sub-layers."""

@@ -8,7 +8,9 @@ s = 125 for Babel and 60 for HumanML3D.  With respaced sampling the rule is appl
 the ORIGINAL step each kept step stands for.
 
 Classifier-free guidance: x0 = x0(null) + scale * (x0(text) - x0(null)), the null
-condition being the zeroed text embedding.  (Babel 1.5, HumanML3D 2.5.)
+condition being the zeroed text embedding.  (Babel 1.5, HumanML3D 2.5.)  The guidance
+and the reverse-process loop are `jaxvision.diffusion.sampling`'s; this module adds
+what is FlowMDM's own: the BPE schedule and the composition inputs.
 
 Composition (`DiffusionWrapper_FlowMDM`): N segments with texts and lengths are one
 sequence of sum(lengths) frames, denoised jointly; frame i is conditioned on its own
@@ -20,11 +22,11 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvision.projects.flowmdm import diffusion as diffusion_lib
+from jaxvision.diffusion import gaussian as diffusion_lib
+from jaxvision.diffusion import sampling as sampling_lib
 
 
 def bpe_weight(original_t, num_original_steps: int, switch_step):
@@ -73,34 +75,18 @@ def make_sampler(denoise_fn: Callable, diffusion: diffusion_lib.Diffusion, *,
     raise ValueError(f"sampling method must be 'ddpm' or 'ddim', got {method!r}")
   timestep_map = jnp.asarray(diffusion.timestep_map, jnp.int32)
 
-  def guided(x, t_orig, text_emb, seg, mask, w):
-    if guidance_scale == 0.0:
-      return denoise_fn(x, t_orig, jnp.zeros_like(text_emb), seg, mask, w)
-    cond = denoise_fn(x, t_orig, text_emb, seg, mask, w)
-    if guidance_scale == 1.0:
-      return cond
-    uncond = denoise_fn(x, t_orig, jnp.zeros_like(text_emb), seg, mask, w)
-    return uncond + guidance_scale * (cond - uncond)
-
   def sample(rng, noise, text_emb, segment_ids, mask, switch_step=None):
     switch = bpe_switch_step if switch_step is None else switch_step
-    b = noise.shape[0]
-    mask_f = mask.astype(noise.dtype)[..., None]
+    null = jnp.zeros_like(text_emb)
 
-    def step(x, k):
-      t = jnp.full((b,), k, jnp.int32)
+    def predict_x0(x, t):
       t_orig = timestep_map[t]
       w = bpe_weight(t_orig, num_original_steps, switch)
-      x0 = guided(x, t_orig, text_emb, segment_ids, mask, w)
-      z = jax.random.normal(jax.random.fold_in(rng, k), x.shape, x.dtype)
-      if method == 'ddpm':
-        x = diffusion.p_sample(x0, x, t, z)
-      else:
-        x = diffusion.ddim_sample(x0, x, t, z, eta)
-      return x * mask_f, None
+      return sampling_lib.classifier_free_guidance(
+          lambda: denoise_fn(x, t_orig, text_emb, segment_ids, mask, w),
+          lambda: denoise_fn(x, t_orig, null, segment_ids, mask, w), guidance_scale)
 
-    ks = jnp.arange(diffusion.num_steps - 1, -1, -1)
-    x, _ = jax.lax.scan(step, noise * mask_f, ks)
-    return x
+    return sampling_lib.sample_loop(predict_x0, diffusion, rng, noise, mask, method=method,
+                                    eta=eta)
 
   return sample

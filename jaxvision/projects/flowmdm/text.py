@@ -21,11 +21,11 @@ import re
 import zlib
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvision.projects.flowmdm import layers
+from jaxvision.nn import transformer
+from jaxvision.nn.layers import TorchLinear, layer_norm
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -40,7 +40,10 @@ def hash_tokenize(text: str, max_tokens: int, vocab_size: int) -> np.ndarray:
 
 
 class SmallTextEncoder(nn.Module):
-  """Token ids (..., L) -> embeddings (..., out_dim): embed + pre-LN encoder + mean pool."""
+  """Token ids (..., L) -> embeddings (..., out_dim): embed + pre-LN encoder + mean pool.
+
+  Blocks are `jaxvision.nn.transformer`'s (fused qkv, PyTorch init, exact GELU).
+  """
   vocab_size: int = 1024
   max_tokens: int = 16
   width: int = 128
@@ -64,30 +67,17 @@ class SmallTextEncoder(nn.Module):
     allowed = valid[:, None, :] & valid[:, :, None]
     allowed = allowed | jnp.eye(tokens.shape[-1], dtype=bool)[None]   # empty texts stay finite
     for i in range(self.depth):
-      y = layers.layer_norm(f'block_{i}_norm_1')(h)
-      h = h + _SelfAttention(self.num_heads, name=f'block_{i}_attn')(y, allowed)
-      y = layers.layer_norm(f'block_{i}_norm_2')(h)
-      h = h + layers.FeedForward(4 * self.width, name=f'block_{i}_ff')(y)
-    h = layers.layer_norm('final_norm')(h)
+      h = transformer.TransformerBlock(
+          self.num_heads, activation='gelu', ln_eps=1e-5, fused_qkv=True,
+          names={'attn_norm': f'block_{i}_norm_1', 'attn': f'block_{i}_attn',
+                 'mlp_norm': f'block_{i}_norm_2', 'mlp': f'block_{i}_ff'},
+          attn_names=('qkv', None, None, 'out'), mlp_names=('wi', 'wo'), torch_init=True,
+          tokens_axes=None, share_scope=True, name=f'block_{i}')(h, mask=allowed[:, None])
+    h = layer_norm('final_norm', 1e-5)(h)
     weights = valid.astype(h.dtype)[..., None]
     pooled = jnp.sum(h * weights, axis=1) / jnp.maximum(jnp.sum(weights, axis=1), 1.0)
-    out = layers.TorchLinear(self.out_dim, kernel_axes=('embed', 'mlp'), name='projection')(pooled)
+    out = TorchLinear(self.out_dim, kernel_axes=('embed', 'mlp'), name='projection')(pooled)
     return out.reshape(lead + (self.out_dim,))
-
-
-class _SelfAttention(nn.Module):
-  num_heads: int
-
-  @nn.compact
-  def __call__(self, x, allowed):
-    b, t, d = x.shape
-    dh = d // self.num_heads
-    qkv = layers.TorchLinear(3 * d, kernel_axes=('embed', 'heads'), name='qkv')(x)
-    q, k, v = jnp.split(qkv.reshape(b, t, 3, self.num_heads, dh), 3, axis=2)
-    logits = jnp.einsum('bqhd,bkhd->bhqk', q[:, :, 0], k[:, :, 0]) * dh ** -0.5
-    logits = jnp.where(allowed[:, None], logits, jnp.finfo(logits.dtype).min)
-    out = jnp.einsum('bhqk,bkhd->bqhd', jax.nn.softmax(logits, axis=-1), v[:, :, 0])
-    return layers.TorchLinear(d, kernel_axes=('heads', 'embed'), name='out')(out.reshape(b, t, d))
 
 
 class ClipTextCondition(nn.Module):

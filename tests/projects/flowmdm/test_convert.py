@@ -171,7 +171,7 @@ def _flax_forward(sd, cfg, x, timesteps, y, w, horizon):
     for j in range(y['conditions_mask'].shape[0]):
       seg[b, y['conditions_mask'][j, :, b] > 0] = j
   flax_model = model_lib.FlowMDM(denoiser=model)
-  params = {'denoiser': convert.denoiser_params(sd)}
+  params = {'denoiser': convert.denoiser_params(sd, HEADS)}
   params = convert.load_into(params, sd, dict(cfg, num_heads=HEADS, head_dim=DIM_HEAD))
   out = flax_model.apply({'params': params}, jnp.asarray(x[:, :, 0].transpose(0, 2, 1)),
                          jnp.asarray(timesteps), text=jnp.asarray(y['text_embeddings'].transpose(1, 0, 2)),
@@ -204,7 +204,7 @@ def test_converted_weights_reproduce_upstream_forward(njoints, d, layers, ff, ho
 
 def test_converter_names_wrong_checkpoints():
   sd = upstream_state_dict(np.random.default_rng(1), 10, 64, 2, 128)
-  params = {'denoiser': convert.denoiser_params(sd)}
+  params = {'denoiser': convert.denoiser_params(sd, HEADS)}
   cfg = dict(convert.config_from_state_dict(sd), num_heads=HEADS, head_dim=DIM_HEAD)
   with pytest.raises(ValueError, match='latent_dim'):
     convert.load_into(params, sd, dict(cfg, latent_dim=128))

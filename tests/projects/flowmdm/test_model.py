@@ -37,30 +37,27 @@ def _attention_inputs(b=2, t=7, d=16, seed=0):
 
 def test_zero_bpe_weight_means_no_rotation():
   x, cond, mask = _attention_inputs()
-  attn = layers.PCCATAttention(num_heads=2, head_dim=8)
-  allowed = layers.attention_allowed(mask, -1)
-  params = attn.init(jax.random.key(0), x, cond, freqs=None, allowed=allowed, bias=None,
-                     mask=mask)
+  attn = layers.pccat_attention(num_heads=2, head_dim=8)
+  allowed = layers.attention_allowed(mask, -1)[:, None]
+  params = attn.init(jax.random.key(0), x, query_context=cond, mask=allowed)
   freqs = positional.rope_frequencies(jnp.broadcast_to(jnp.arange(7.0), (2, 7)), 4)
   w = jnp.zeros((2,))
-  gated = attn.apply(params, x, cond, freqs=w[:, None, None] * freqs, allowed=allowed,
-                     bias=None, mask=mask)
-  plain = attn.apply(params, x, cond, freqs=None, allowed=allowed, bias=None, mask=mask)
-  rotated = attn.apply(params, x, cond, freqs=freqs, allowed=allowed, bias=None, mask=mask)
+  gated = attn.apply(params, x, query_context=cond, rope=w[:, None, None] * freqs, mask=allowed)
+  plain = attn.apply(params, x, query_context=cond, mask=allowed)
+  rotated = attn.apply(params, x, query_context=cond, rope=freqs, mask=allowed)
   np.testing.assert_array_equal(gated, plain)
   assert float(jnp.max(jnp.abs(rotated - plain))) > 1e-3
 
 
 def test_keys_and_values_have_zero_gradient_wrt_the_condition():
   x, cond, mask = _attention_inputs()
-  attn = layers.PCCATAttention(num_heads=2, head_dim=8)
-  allowed = layers.attention_allowed(mask, -1)
-  params = attn.init(jax.random.key(0), x, cond, freqs=None, allowed=allowed, bias=None,
-                     mask=mask)
+  attn = layers.pccat_attention(num_heads=2, head_dim=8)
+  allowed = layers.attention_allowed(mask, -1)[:, None]
+  params = attn.init(jax.random.key(0), x, query_context=cond, mask=allowed)
+  assert set(params['params']) == {'query_input', 'to_q', 'to_k', 'to_v', 'to_out'}
 
   def projections(c):
-    _, state = attn.apply(params, x, c, freqs=None, allowed=allowed, bias=None, mask=mask,
-                          capture_intermediates=True)
+    _, state = attn.apply(params, x, query_context=c, mask=allowed, capture_intermediates=True)
     inter = state['intermediates']
     return {n: jnp.sum(inter[n]['__call__'][0] ** 2) for n in ('to_q', 'to_k', 'to_v')}
 
@@ -68,8 +65,8 @@ def test_keys_and_values_have_zero_gradient_wrt_the_condition():
   np.testing.assert_array_equal(grads, 0.0)
   assert float(jnp.max(jnp.abs(jax.grad(lambda c: projections(c)['to_q'])(cond)))) > 0
   # ...while the attention output does depend on the condition (through the queries).
-  out_grad = jax.grad(lambda c: jnp.sum(attn.apply(params, x, c, freqs=None, allowed=allowed,
-                                                   bias=None, mask=mask) ** 2))(cond)
+  out_grad = jax.grad(lambda c: jnp.sum(attn.apply(params, x, query_context=c,
+                                                   mask=allowed) ** 2))(cond)
   assert float(jnp.max(jnp.abs(out_grad))) > 0
 
 
@@ -179,4 +176,19 @@ def test_params_carry_logical_axis_names():
       train=False))['params']
   leaves = jax.tree.leaves(boxed, is_leaf=lambda v: isinstance(v, nn.Partitioned))
   assert all(isinstance(v, nn.Partitioned) for v in leaves)
-  assert boxed['layer_0_attn']['to_q']['kernel'].names == ('embed', 'heads')
+  assert boxed['layer_0_attn']['to_q']['kernel'].names == ('embed', 'heads', 'kv')
+  assert boxed['layer_0_attn']['to_out']['kernel'].names == ('heads', 'kv', 'embed')
+
+
+def test_banded_attention_equals_the_dense_band_mask():
+  dense = _small_model(rpe_horizon=2)
+  banded = _small_model(rpe_horizon=2, banded_attention=True)
+  ids = np.array([[0] * 5 + [1] * 6 + [-1] * 3, [0] * 7 + [1] * 7])
+  inp = _model_inputs(ids)
+  params = _init(dense, inp)
+  valid = ids >= 0
+  for w in (0.0, 1.0):
+    np.testing.assert_allclose(np.asarray(_apply(banded, params, inp, w))[valid],
+                               np.asarray(_apply(dense, params, inp, w))[valid], atol=1e-5)
+  with pytest.raises(ValueError, match='banded_attention needs'):
+    _apply(_small_model(rpe_horizon=-1, banded_attention=True), params, inp, 0.0)
