@@ -105,7 +105,7 @@ def test_evaluate_class_metrics_in_range(ad_root):
     assert all(0.0 <= v <= 1.0 for v in res[m].values())
 
 
-def test_contract_and_clear_errors():
+def test_contract_and_clear_errors(tmp_path):
   # Evaluate-only: no stand-in model, loss, dataset or optimizer section.
   assert couplap.kind == 'evaluate_only'
   for name in ('make_model', 'init_params', 'batch_spec', 'loss_fn', 'make_dataset'):
@@ -118,12 +118,12 @@ def test_contract_and_clear_errors():
         {'project': 'couplap', 'model': {'maps': 3}}))
   with pytest.raises(config_lib.ConfigError, match='trains nothing; set it to 0'):
     train.train(ml_collections.ConfigDict({'project': 'couplap', 'total_steps': 5}),
-                '/tmp/couplap_bad_steps')
+                str(tmp_path / 'bad_steps'))
   bad = ml_collections.ConfigDict({'project': 'couplap', 'total_steps': 0,
                                    'evals': {'x': {'type': 'segmentation'}}})
   with pytest.raises(config_lib.ConfigError, match="type='segmentation'.*own evaluator types: "
                      "'anomaly', 'bse'"):
-    train.train(bad, '/tmp/couplap_bad_config')
+    train.train(bad, str(tmp_path / 'bad_config'))
 
 
 def _experiment(name, arg):
