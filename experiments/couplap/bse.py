@@ -14,9 +14,12 @@ of the dm-control dog's left/right bones.
 Variants: `tiny` — one bone, one instance per side (2 ordered pairs), 3,000 points;
 `small` — the README's claim setting (4 bones, 2 per side, 6,000 points); both keep
 cross 0.2 (the setting the README's numbers were measured with).  `upstream` — every
-upstream-faithful choice: AMG-LOBPCG with 20 iterations, FPFH-RANSAC registration
-(voxel `bse.ransac_voxel`, 2 in upstream's millimetres: set it for your units) and the
-FPFH baseline; `partial=N` — partial-bone BSE on the N lowest target points.
+upstream-faithful choice: AMG-LOBPCG with 20 iterations, FPFH-RANSAC registration and
+the FPFH baseline, with upstream's voxel (2) and FPFH radii (20, 50) scaled from its
+millimetre human bones (~450 mm femur) to the embedded dog bones in metres (~0.19 m):
+voxel 0.001, radii (0.0085, 0.021).  On real BSE_Human data (millimetres) pass
+`--config.bse.ransac_voxel=2 --config.bse.fpfh_radii="(20.0, 50.0)"`.
+`partial=N` — partial-bone BSE on the N lowest target points.
 """
 
 from jaxvision.config import parse_arg
@@ -47,6 +50,6 @@ def get_config(arg=None):
     c.input.embedded_bse.update(bones=('Femoris',), n_per_side=1, n_points=3000)
     c.bse.update(max_points=3000, methods=('spectral', 'chamfer'), cross=0.2)
   if arg.upstream:
-    c.bse.update(solver='upstream', registration='fpfh_ransac',
-                 methods=tuple(c.bse.methods) + ('fpfh',))
+    c.bse.update(solver='upstream', registration='fpfh_ransac', ransac_voxel=0.001,
+                 fpfh_radii=(0.0085, 0.021), methods=tuple(c.bse.methods) + ('fpfh',))
   return with_defaults(c)
