@@ -48,10 +48,10 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from jaxvision.data.augment import other as ops_other
+from jaxvision.data.augment import pointwise as pw
+from jaxvision.data.augment import spatial as sp
 from jaxvision.projects.frofa import mapping
-from jaxvision.projects.frofa import ops_other
-from jaxvision.projects.frofa import ops_pointwise as pw
-from jaxvision.projects.frofa import ops_spatial as sp
 
 POLICIES = ('none', 'sequence', 'randaugment', 'trivialaugment')
 

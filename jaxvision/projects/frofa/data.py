@@ -26,10 +26,10 @@ import numpy as np
 
 from jaxvision.data import digits
 from jaxvision.data import feature_cache
+from jaxvision.data import fewshot
 from jaxvision.data.sources import ArraySource
 from jaxvision.data.sources import TfdsSource
 from jaxvision.projects.frofa import backbones
-from jaxvision.projects.frofa import fewshot
 
 _DONE: dict[str, str] = {}   # cache key -> directory, for this process
 

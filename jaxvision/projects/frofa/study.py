@@ -36,7 +36,6 @@ from jaxvision import train as train_lib
 from jaxvision import train_state
 from jaxvision.metrics import linear_probe
 from jaxvision.projects.frofa import data
-from jaxvision.projects.frofa import fewshot
 from jaxvision.projects.frofa import presets
 
 # The paper's sweep (Sec. 4, "chosen on a validation split") and a CPU-sized one.

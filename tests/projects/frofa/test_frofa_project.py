@@ -15,20 +15,6 @@ from jaxvision.data import digits
 from jaxvision.data import feature_cache
 from jaxvision.projects.frofa import backbones
 from jaxvision.projects.frofa import data
-from jaxvision.projects.frofa import fewshot
-
-
-def test_fewshot_sampler_is_nested_balanced_and_seeded():
-  labels = np.repeat(np.arange(4), 30)[np.random.default_rng(0).permutation(120)]
-  one, five = (fewshot.fewshot_indices(labels, k, seed=3) for k in (1, 5))
-  assert set(one) <= set(five)
-  np.testing.assert_array_equal(np.bincount(labels[five]), [5, 5, 5, 5])
-  assert not np.array_equal(five, fewshot.fewshot_indices(labels, 5, seed=4))
-  np.testing.assert_array_equal(five, fewshot.fewshot_indices(labels, 5, seed=3))
-  with pytest.raises(ValueError, match='fewer than'):
-    fewshot.fewshot_indices(labels, 31, seed=0)
-  assert fewshot.summarize({0: 0.5, 1: 0.7}) == pytest.approx(
-      {'mean': 0.6, 'std': 0.1, 'num_seeds': 2})
 
 
 def test_tiny_transfer_config_trains_on_cached_features(fewshot_config, frofa_cache_root,

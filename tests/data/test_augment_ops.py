@@ -1,4 +1,4 @@
-"""Every FroFA image op on hand-made grids vs an independent image-space definition.
+"""Every image op of jaxvision.data.augment (FroFA's ops) on hand-made grids vs an independent image-space definition.
 
 References: `frofa_numpy_reference` (big_vision's uint8 semantics, written in numpy),
 PIL (ImageOps / resize: the reference implementations the AutoAugment ops copy), and
@@ -18,10 +18,10 @@ from PIL import Image
 from PIL import ImageOps
 import pytest
 
-import frofa_numpy_reference as ref
-from jaxvision.projects.frofa import ops_other
-from jaxvision.projects.frofa import ops_pointwise as pw
-from jaxvision.projects.frofa import ops_spatial as sp
+import augment_numpy_reference as ref
+from jaxvision.data.augment import other as ops_other
+from jaxvision.data.augment import pointwise as pw
+from jaxvision.data.augment import spatial as sp
 
 
 def _grid(h=6, w=7, c=3, seed=0):

@@ -1,7 +1,8 @@
-"""FroFA's stylistic augmentations on an image-range feature map x (H, W, C) in [0, scale].
+"""RandAugment's stylistic image ops on a float image x (H, W, C) in [0, scale], in JAX.
 
-The paper's "stylistic" group (brightness, contrast, equalize, invert, posterize,
-sharpness, solarize; Sec. 4, Table 2) plus autocontrast, each defined as in
+Brightness, contrast, equalize, invert, posterize, sharpness, solarize (the
+"stylistic" group of FroFA, Bär et al. CVPR 2024, Sec. 4, Table 2, which applies them
+to feature maps mapped into an image range) plus autocontrast, each defined as in
 google-research/big_vision `big_vision/pp/autoaugment.py` (the TPU AutoAugment ops,
 PIL's ImageEnhance/ImageOps semantics on uint8 images) but written for floats in
 [0, scale] (scale 1 or 255) and for any number of channels:
