@@ -14,7 +14,7 @@ PIL's ImageEnhance/ImageOps semantics on uint8 images) but written for floats in
 * `quantize=True` reproduces the uint8 pipeline exactly on inputs on the 256-level grid
   (k * scale / 255): every float->uint8 cast of big_vision truncates.
 
-Parameters (scalars, or shape (C,) arrays for per-channel draws):
+Parameters (scalars, shape (C,) arrays for per-channel draws, or (H, W, C) per element):
   brightness(f), contrast(f), sharpness(f): blend factors; 1 = identity.
   posterize(bits): 0..8 bits kept; 8 = identity.
   solarize(threshold): in uint8 units 0..256; pixels >= threshold are inverted.
@@ -39,13 +39,13 @@ def _check(x):
 
 
 def _per_channel(p, x):
-  """A scalar or (C,) parameter as something that broadcasts against x (H, W, C)."""
+  """A scalar, (C,) or per-element (H, W, C) parameter, broadcastable against x."""
   p = jnp.asarray(p)
-  if p.ndim == 0:
+  if p.ndim == 0 or p.shape == x.shape:
     return p
   if p.shape != (x.shape[-1],):
-    raise ValueError(f'per-channel parameter of shape {p.shape} for a map with '
-                     f'{x.shape[-1]} channels')
+    raise ValueError(f'parameter of shape {p.shape} for a map of shape {x.shape}: give a '
+                     f'scalar, one per channel ({x.shape[-1]},) or one per element')
   return p[None, None, :]
 
 

@@ -44,6 +44,7 @@ def default_config() -> ml_collections.ConfigDict:
           # R > 0: R independent heads, replica r trained on few-shot seed
           # input.fewshot_seed + r (replicas.py); one run = one seed sweep.
           'num_replicas': 0,
+          'replica_impl': 'vmap',   # 'vmap' (nn.vmap) | 'scan' (nn.scan, one after the other)
           # linear-probe input of predict_fns: 'prelogits' (faithful) | 'mean_tokens'
           'probe_input': 'prelogits',
       },
@@ -76,7 +77,8 @@ def make_model(model_cfg):
               mlp_dim=model_cfg.mlp_dim or None, pool=model_cfg.pool,
               head_zeroinit=model_cfg.head_zeroinit, dtype_mm=model_cfg.dtype_mm)
   if model_cfg.get('num_replicas', 0):
-    return model_lib.ReplicatedClassifier(int(model_cfg.num_replicas), head)
+    return model_lib.ReplicatedClassifier(int(model_cfg.num_replicas), head,
+                                          impl=model_cfg.replica_impl)
   return model_lib.MAPClassifier(**head)
 
 
