@@ -103,9 +103,10 @@ def loss_fn(params, batch, rng, *, model, config):
   k_aug, k_dropout = jax.random.split(rng)
   targets = jax.nn.one_hot(batch['label'], config.model.num_classes, dtype=jnp.float32)
   augment_fn = lambda k, f, t: augment.augment_batch(policy, k, f, t)
-  if config.model.num_replicas:   # (B, R, ...): each replica's own examples and keys
+  replicated = bool(config.model.get('num_replicas', 0))
+  if replicated:   # (B, R, ...): each replica's own examples and keys
     feats, targets = replicas.augment_replicas(augment_fn, k_aug, batch['features'], targets)
-    if config.loss.replica_grad_clip_norm:
+    if config.loss.get('replica_grad_clip_norm', 0.0):
       params = replicas.clip_per_replica(params, float(config.loss.replica_grad_clip_norm))
   else:
     feats, targets = augment_fn(k_aug, batch['features'], targets)
@@ -114,7 +115,7 @@ def loss_fn(params, batch, rng, *, model, config):
   logits = model.apply({'params': params}, feats, train=True, rngs={'dropout': k_dropout})
   per_example = optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
-  if config.model.num_replicas:
+  if replicated:
     # The sum of the replicas' mean losses: replica r's gradient is its own head's.
     loss = jnp.sum(jnp.mean(per_example, axis=0))
     return loss, {'accuracy': accuracy, 'loss_per_replica': loss / per_example.shape[1]}
