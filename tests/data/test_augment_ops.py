@@ -74,8 +74,14 @@ def test_per_channel_parameters_act_on_their_channel_only():
   out = _run(pw.brightness, img, jnp.asarray(factors), quantize=True)
   for i, f in enumerate(factors):
     np.testing.assert_allclose(out[..., i], ref.brightness(img[..., i], float(f)), atol=1e-3)
-  with pytest.raises(ValueError, match='per-channel parameter'):
+  with pytest.raises(ValueError, match='one per channel'):
     pw.brightness(jnp.zeros((4, 4, 3)), jnp.ones(2))
+  # one parameter per element (element-wise FroFA) acts on its element only
+  per_element = np.broadcast_to(factors, img.shape).copy()
+  per_element[0, 0] = [1.0, 1.0, 1.0]
+  out_e = _run(pw.brightness, img, jnp.asarray(per_element), quantize=True)
+  np.testing.assert_allclose(out_e[1:], out[1:], atol=1e-3)
+  np.testing.assert_allclose(out_e[0, 0], img[0, 0], atol=1e-3)
 
 
 @pytest.mark.parametrize('bits', [0, 1, 4, 7, 8])
