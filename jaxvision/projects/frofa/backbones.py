@@ -2,7 +2,8 @@
 
 Each backbone is `(preprocess, feature_fn, info)`: `preprocess(image) -> float32 array`
 turns one dataset image into the backbone's input (numpy, host side), and the jitted
-`feature_fn(images) -> (B, H, W, C)` returns the feature grid.  Kinds (config
+`feature_fn(images) -> (B, H, W, C)` returns the feature grid (with `prelogits=True`:
+the backbone's pre-logits (B, D), the input of big_vision's few-shot linear probe).  Kinds (config
 `input.backbone.kind`):
 
 * 'vit_workdir': a finished jaxvision classification run (e.g. the foundation's digits
