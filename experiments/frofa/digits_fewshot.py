@@ -11,6 +11,18 @@ from the train split (seed `seed`); val (180 images) picks hyper-parameters, tes
 reports.  The whole protocol (shots x seeds x methods): jaxvision/projects/frofa/study.py.
 `:tiny` is a 2-step smoke test on a 2-step digits ViT.
 
+`seeds=N` trains the heads of the few-shot seeds seed..seed+N-1 at once (N heads vmapped
+over their params, `model.num_replicas`, jaxvision/projects/frofa/replicas.py): the
+evaluators then report each seed (`test/accuracy/seed_3`, ...) and the mean; the linear
+probe picks its l2 on val (`linear_probe`) or uses big_vision's fixed 2^10 on the
+backbone's pre-logits (`linear_probe_bv`, the faithful few-shot evaluator).
+
+The digits ViT backbone is a run of the binary; train it first (the error of a missing
+backbone prints this command with the cache folder):
+
+  python -m jaxvision.train --config=experiments/classification/digits_vit.py:classes=0-4 \
+      --workdir=~/.cache/jaxvision/frofa/digits_vit_classes_0-4
+
 Transfer (the backbone never saw the few-shot classes): 'vit_transfer' = the digits ViT
 pretrained on classes 0-4 only (`digits_vit.py:classes=0-4`, its own cache folder), the
 few-shot study on classes 5-9 only (train/val/test restricted, 5-way heads).  The same
@@ -30,12 +42,13 @@ BACKBONES = {
 }
 HEADS = {'vit': 4, 'vit_transfer': 4, 'vgg': 8}   # MAP heads: width 64 / 512
 TRANSFER = {'pretrain_classes': '0-4', 'classes': '5-9'}   # backbone=vit_transfer
+L2_GRID = tuple(2.0 ** k for k in range(-10, 21, 2))   # the study's probe sweep (on val)
 
 
 def get_config(arg=None):
   arg = parse_arg(arg, tiny=False, backbone='vit', shots=5, seed=0, frofa='brightness_c2',
                   steps=500, lr=1e-3, wd=1e-4, batch_size=32, pretrain_classes='',
-                  classes='')
+                  classes='', seeds=0)
   if arg.backbone not in BACKBONES:
     raise ValueError(f'backbone={arg.backbone!r}; valid: {sorted(BACKBONES)}')
   if arg.backbone == 'vit_transfer':
@@ -69,6 +82,18 @@ def get_config(arg=None):
       linear_probe=dict(type='linear_probe', train_split='fewshot', split='test',
                         l2_regs=(2.0 ** 10, 2.0 ** 5, 1.0, 2.0 ** -5)))
   c.checkpoint = dict(every=100_000, keep=1, asynchronous=False)
+
+  if arg.seeds:   # one run = the heads of `seeds` few-shot seeds (replicas.py)
+    c.model.num_replicas = arg.seeds
+    c.optimizer.grad_clip_norm = 0.0     # global clipping would couple the seeds
+    c.loss = dict(replica_grad_clip_norm=1.0)
+    c.evals = dict(
+        val=dict(type='seeds_accuracy', split='val', batch_size=180),
+        test=dict(type='seeds_accuracy', split='test', batch_size=360),
+        linear_probe=dict(type='seeds_linear_probe', split='test', select_on='val',
+                          l2_regs=L2_GRID, features='mean_tokens'),
+        linear_probe_bv=dict(type='seeds_linear_probe', split='test', l2_regs=(2.0 ** 10,),
+                             features='prelogits'))
 
   if arg.tiny:
     c.total_steps = 2

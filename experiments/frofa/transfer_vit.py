@@ -2,8 +2,9 @@ r"""FroFA paper settings: a MAP head on frozen big_vision ViT-B/16 or L/16 featu
 
   python -m jaxvision.projects.frofa.study \
       --config=experiments/frofa/transfer_vit.py:variant=L/16,dataset=imagenet2012 \
-      --config.input.backbone.npz=/ckpts/L_16.npz --config.input.data_dir=/data/tfds \
-      --sweep=paper --shots=1,5,10,25 --seeds=5 --out=results/frofa_i1k_l16.json
+      --set=input.backbone.npz=/ckpts/L_16.npz --set=input.data_dir=/data/tfds \
+      --sweep=paper --shots=1,5,10,25 --seeds=5 --workdir=workdirs/frofa_i1k_l16 \
+      --out=results/frofa/i1k_l16.json
 
 or one run through the binary (`python -m jaxvision.train --config=...:shots=1,frofa=bc2_pc`).
 Datasets (tfds, prepared under `data_dir`; nothing is downloaded): ILSVRC-2012 and the
@@ -39,7 +40,8 @@ DATASETS = {
 
 def get_config(arg=None):
   arg = parse_arg(arg, tiny=False, variant='L/16', dataset='imagenet2012', shots=1, seed=0,
-                  frofa='brightness_c2', steps=4000, lr=0.03, wd=1e-4, batch_size=512)
+                  frofa='brightness_c2', steps=4000, lr=0.03, wd=1e-4, batch_size=512,
+                  seeds=0)
   num_classes, train_split, val_split, test_split = DATASETS[arg.dataset]
   width, _, mlp_dim, heads = vit.VARIANTS[arg.variant.split('/')[0]]
   del width
@@ -63,6 +65,16 @@ def get_config(arg=None):
                  linear_probe=dict(type='linear_probe', train_split='fewshot', split='test',
                                    l2_regs=(2.0 ** 10, 2.0 ** 5, 1.0)))
   c.checkpoint = dict(every=1000, keep=1)
+  if arg.seeds:   # the heads of `seeds` few-shot seeds in one run (replicas.py)
+    c.model.num_replicas = arg.seeds
+    c.optimizer.grad_clip_norm = 0.0
+    c.loss = dict(replica_grad_clip_norm=1.0)
+    c.evals = dict(
+        val=dict(type='seeds_accuracy', split='val', every=1000, batch_size=1024),
+        test=dict(type='seeds_accuracy', split='test', batch_size=1024),
+        # big_vision's few-shot evaluator: the backbone's pre-logits, fixed l2 2^10.
+        linear_probe=dict(type='seeds_linear_probe', split='test', l2_regs=(2.0 ** 10,),
+                          features='prelogits'))
 
   if arg.tiny:  # shape test on tfds mock data (tests/test_experiments.py)
     c.total_steps = 2

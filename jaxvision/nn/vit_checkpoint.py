@@ -88,17 +88,27 @@ def _renumber_modules(tree: Any) -> Any:
   return {rename.get(k, k): _renumber_modules(v) for k, v in tree.items()}
 
 
-def _fix_old_layouts(flat: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+_MAP_HEAD = 'MAPHead_0/'
+_MAP_HEAD_PARTS = ('probe', 'MultiHeadDotProductAttention_0', 'MlpBlock_0', 'LayerNorm_0')
+
+
+def _fix_old_layouts(flat: dict[str, np.ndarray],
+                     target: Mapping[str, Any]) -> dict[str, np.ndarray]:
   flat = {(k[len('params/'):] if k.startswith('params/') else k): v for k, v in flat.items()}
   flat = flatten(_renumber_modules(unflatten(flat)))
   for old in ('Transformer/posembed_input/pos_embedding', 'Transformer/pos_embedding'):
     if old in flat:
       flat['pos_embedding'] = flat.pop(old)
-  # Some MAP-head checkpoints had the head's parameters at the top level.
-  if 'probe' in flat:
-    for k in [k for k in flat if k == 'probe' or k.split('/')[0] in
-              ('MultiHeadDotProductAttention_0', 'MlpBlock_0', 'LayerNorm_0')]:
-      flat[f'MAPHead_0/{k}'] = flat.pop(k)
+  # A standalone MAP head (big_vision MAPHead params, e.g. some MAP-head checkpoints)
+  # has the head's parameters at the top level; a model with a MAP head (ViT with
+  # pool_type 'map', FroFA's MAPClassifier) has them under 'MAPHead_0/'.  Move them to
+  # where the target model has them, in either direction.
+  if 'probe' in flat and _MAP_HEAD + 'probe' in target:
+    for k in [k for k in flat if k.split('/')[0] in _MAP_HEAD_PARTS]:
+      flat[_MAP_HEAD + k] = flat.pop(k)
+  elif _MAP_HEAD + 'probe' in flat and 'probe' in target:
+    for k in [k for k in flat if k.startswith(_MAP_HEAD)]:
+      flat[k[len(_MAP_HEAD):]] = flat.pop(k)
   return flat
 
 
@@ -197,7 +207,8 @@ def merge_params(loaded: Mapping[str, Any], init_params: Mapping[str, Any], *,
   """
   loaded = flatten(loaded) if any(isinstance(v, Mapping) for v in loaded.values()) else dict(loaded)
   init_flat = flatten(param_tree.unbox(init_params))
-  ckpt = _fix_old_layouts({k: check_array(v, source, repr(k)) for k, v in loaded.items()})
+  ckpt = _fix_old_layouts({k: check_array(v, source, repr(k)) for k, v in loaded.items()},
+                          init_flat)
   if any(k.startswith(_SCANNED) for k in init_flat):
     ckpt = pyloop_to_scan(scan_to_pyloop(ckpt))
   else:

@@ -11,8 +11,6 @@ its own segment's text) with the run's BPE schedule and guidance unless overridd
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from typing import Any, Sequence
 
 import jax
@@ -20,9 +18,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxvision import checkpoint
+from jaxvision import runs
 from jaxvision.data import motion_representation as mr
-from jaxvision.projects import flowmdm
 from jaxvision.projects.flowmdm import data as data_lib
 from jaxvision.projects.flowmdm import diffusion as diffusion_lib
 from jaxvision.projects.flowmdm import model as model_lib
@@ -38,16 +35,9 @@ class Run:
   samplers: dict = dataclasses.field(default_factory=dict)
 
 
-def load_run(workdir: str) -> Run:
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{workdir} holds no config.json: not a jaxvision run')
-  with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  if config.project != 'flowmdm':
-    raise ValueError(f'{workdir} is a {config.project!r} run, not flowmdm')
-  model = flowmdm.make_model(config.model)
-  params = checkpoint.load_params(workdir)
+def load_run(workdir: str, step: int | None = None) -> Run:
+  """A trained FlowMDM run (`jaxvision.runs.load_run`) with its text featurizer."""
+  config, model, params = runs.load_run(workdir, step, projects_allowed=('flowmdm',))
   return Run(config, model, params, data_lib.Featurizer(config, [None]))
 
 

@@ -18,8 +18,6 @@ HumanML3D weights (`t2m_checkpoint`: finest.tar as .npz, `jaxvision.nn.t2m_check
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -39,14 +37,11 @@ class T2MScorer:
     if bool(workdir) == bool(checkpoint):
       raise ValueError('give exactly one of t2m_workdir and t2m_checkpoint')
     if workdir:
-      from jaxvision import checkpoint as ckpt  # pylint: disable=g-import-not-at-top
-      import json  # pylint: disable=g-import-not-at-top
-      with open(os.path.join(workdir, 'config.json')) as f:
-        run = json.load(f)
-      model = t2m_project.make_model(_AttrDict(run['model']))
-      self.model = model.evaluator
-      self.params = ckpt.load_params(workdir)['evaluator']
-      word_vectors = run['input']['word_vectors']
+      from jaxvision import runs  # pylint: disable=g-import-not-at-top
+      run = runs.load_run(workdir, projects_allowed=('flowmdm.t2m',))
+      self.model = run.model.evaluator
+      self.params = run.params['evaluator']
+      word_vectors = run.config.input.word_vectors
     else:
       from jaxvision.nn import t2m_checkpoint  # pylint: disable=g-import-not-at-top
       self.model, self.params = t2m_checkpoint.load_t2m_evaluator(checkpoint)
@@ -77,10 +72,6 @@ class T2MScorer:
     lens = np.array([f[2] for f in feats], np.int32)
     return np.asarray(self._text(self.params, jnp.asarray(words), jnp.asarray(pos),
                                  jnp.asarray(lens)))
-
-
-class _AttrDict(dict):
-  __getattr__ = dict.__getitem__
 
 
 def _diversity(emb, seed):

@@ -3,10 +3,11 @@
 A frozen backbone's feature grids (cached once, `data.py`, `backbones.py`) train a
 lightweight MAP head (`model.py`) with FroFA — image augmentations applied to the
 features after min-max mapping them into an image range (`mapping.py`, `augment.py`,
-`ops_*.py`) — inside the jitted train step; the shared evaluators report the head's
-accuracy and the closed-form linear probe (`evaluators.py`).  `study.py` runs the
-few-shot protocol (shots x seeds x methods, hyper-parameters picked on val, test
-mean ± std).  See README.md in this folder.
+`jaxvision.data.augment`) — inside the jitted train step; the shared evaluators report the
+head's accuracy and the closed-form linear probe (`evaluators.py`).  With
+`model.num_replicas = R` one run trains the heads of R few-shot seeds at once
+(`replicas.py`); `study.py` drives such runs over methods x shots x hyper-parameters
+(picked on val, test mean ± std).  See README.md in this folder.
 """
 
 from __future__ import annotations
@@ -23,12 +24,17 @@ from jaxvision.projects.frofa import augment
 from jaxvision.projects.frofa import backbones
 from jaxvision.projects.frofa import data
 from jaxvision.projects.frofa import model as model_lib
+from jaxvision.projects.frofa import probe_inputs
+from jaxvision.projects.frofa import replicas
 from jaxvision.projects.frofa.evaluators import eval_data  # pylint: disable=unused-import
 from jaxvision.projects.frofa.evaluators import predict_fns  # pylint: disable=unused-import
 
 kind = 'trained'   # the contract of jaxvision/projects/__init__.py
 __all__ = ['kind', 'default_config', 'make_model', 'init_params', 'batch_spec', 'loss_fn',
-           'make_dataset', 'predict_fns', 'eval_data']
+           'make_dataset', 'predict_fns', 'eval_data', 'EVALUATORS']
+
+# Replicated runs (`model.num_replicas`: the few-shot seeds as one run) report per seed.
+EVALUATORS = replicas.EVALUATORS
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -40,6 +46,12 @@ def default_config() -> ml_collections.ConfigDict:
           'pool': 'map',             # 'map' (MAP head) | 'gap' (linear on mean-pooled)
           'head_zeroinit': True,
           'dtype_mm': 'float32',
+          # R > 0: R independent heads, replica r trained on few-shot seed
+          # input.fewshot_seed + r (replicas.py); one run = one seed sweep.
+          'num_replicas': 0,
+          'replica_impl': 'vmap',   # 'vmap' (nn.vmap) | 'scan' (nn.scan, one after the other)
+          # linear-probe input of predict_fns: 'prelogits' (faithful) | 'mean_tokens'
+          'probe_input': 'prelogits',
       },
       'input': {
           'dataset': config_lib.REQUIRED,   # 'digits' or a tfds name
@@ -59,15 +71,20 @@ def default_config() -> ml_collections.ConfigDict:
       # FroFA policy (augment.py): policy, stages [{op, variant, magnitude, prob, options}],
       # num_ops, scale (1 or 255), quantize, fill, mixup_alpha, mixup_per_example.
       'augment': dict(augment.POLICY_DEFAULTS),
-      'loss': {'label_smoothing': 0.0},
+      # replica_grad_clip_norm: each replica's gradient norm clipped on its own
+      # (num_replicas > 0, where optimizer.grad_clip_norm must be 0).
+      'loss': {'label_smoothing': 0.0, 'replica_grad_clip_norm': 0.0},
   })
 
 
-def make_model(model_cfg) -> model_lib.MAPClassifier:
-  return model_lib.MAPClassifier(
-      num_classes=model_cfg.num_classes, num_heads=model_cfg.num_heads,
-      mlp_dim=model_cfg.mlp_dim or None, pool=model_cfg.pool,
-      head_zeroinit=model_cfg.head_zeroinit, dtype_mm=model_cfg.dtype_mm)
+def make_model(model_cfg):
+  head = dict(num_classes=model_cfg.num_classes, num_heads=model_cfg.num_heads,
+              mlp_dim=model_cfg.mlp_dim or None, pool=model_cfg.pool,
+              head_zeroinit=model_cfg.head_zeroinit, dtype_mm=model_cfg.dtype_mm)
+  if model_cfg.get('num_replicas', 0):
+    return model_lib.ReplicatedClassifier(int(model_cfg.num_replicas), head,
+                                          impl=model_cfg.replica_impl)
+  return model_lib.MAPClassifier(**head)
 
 
 def init_params(model, rng, batch):
@@ -76,9 +93,12 @@ def init_params(model, rng, batch):
 
 def batch_spec(config, split: str):
   del split
-  b = config.input.batch_size
-  return {'features': jax.ShapeDtypeStruct((b, *data.feature_shape(config.input)), jnp.float32),
-          'label': jax.ShapeDtypeStruct((b,), jnp.int32)}
+  replicas.check_config(config)
+  b, r = config.input.batch_size, int(config.model.num_replicas)
+  lead = (b, r) if r else (b,)
+  return {'features': jax.ShapeDtypeStruct((*lead, *data.feature_shape(config.input)),
+                                           jnp.float32),
+          'label': jax.ShapeDtypeStruct(lead, jnp.int32)}
 
 
 def loss_fn(params, batch, rng, *, model, config):
@@ -87,18 +107,32 @@ def loss_fn(params, batch, rng, *, model, config):
   policy = augment.make_policy(config.augment)
   k_aug, k_dropout = jax.random.split(rng)
   targets = jax.nn.one_hot(batch['label'], config.model.num_classes, dtype=jnp.float32)
-  feats, targets = augment.augment_batch(policy, k_aug, batch['features'], targets)
+  augment_fn = lambda k, f, t: augment.augment_batch(policy, k, f, t)
+  replicated = bool(config.model.get('num_replicas', 0))
+  if replicated:   # (B, R, ...): each replica's own examples and keys
+    feats, targets = replicas.augment_replicas(augment_fn, k_aug, batch['features'], targets)
+    if config.loss.get('replica_grad_clip_norm', 0.0):
+      params = replicas.clip_per_replica(params, float(config.loss.replica_grad_clip_norm))
+  else:
+    feats, targets = augment_fn(k_aug, batch['features'], targets)
   if config.loss.label_smoothing:
     targets = optax.smooth_labels(targets, config.loss.label_smoothing)
   logits = model.apply({'params': params}, feats, train=True, rngs={'dropout': k_dropout})
-  loss = jnp.mean(optax.softmax_cross_entropy(logits.astype(jnp.float32), targets))
+  per_example = optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
-  return loss, {'accuracy': accuracy}
+  if replicated:
+    # The sum of the replicas' mean losses: replica r's gradient is its own head's.
+    loss = jnp.sum(jnp.mean(per_example, axis=0))
+    return loss, {'accuracy': accuracy, 'loss_per_replica': loss / per_example.shape[1]}
+  return jnp.mean(per_example), {'accuracy': accuracy}
 
 
 def make_dataset(config, split, *, seed, process_index, process_count):
   del split
-  train = data.fewshot_train(config.input)
+  if config.model.num_replicas:
+    source = replicas.train_source(config.input, replicas.seeds(config))
+  else:
+    source = ArraySource(data.fewshot_train(config.input))
   return pipeline.train_dataset(
-      ArraySource(train), global_batch_size=config.input.batch_size, seed=seed,
+      source, global_batch_size=config.input.batch_size, seed=seed,
       process_index=process_index, process_count=process_count)

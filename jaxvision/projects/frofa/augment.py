@@ -6,8 +6,10 @@ A *stage* is one FroFA (Sec. 3 of Bär et al., CVPR 2024):
 
 with an op `a_x` from `OPS`, a variant ('default' FroFA: one random parameter per map;
 'c' cFroFA: one per channel; 'c2' c²FroFA: one per channel and per-channel min/max
-maps, see `mapping.py`), a `magnitude` (the op's sampling range, table below) and an
-apply probability `prob` (drawn per map, or per channel for 'c'/'c2').
+maps, see `mapping.py`; 'e' / 'e2' element-wise FroFA: one per element, global /
+per-channel min/max, pointwise ops only), a `magnitude` (the op's sampling range, table
+below) and an apply probability `prob` (drawn per map, per channel for 'c'/'c2', per
+element for 'e'/'e2').
 
 A *policy* combines stages:
   'sequence'        every stage in order, each with its own maps (e.g. the paper's best
@@ -34,7 +36,17 @@ Magnitudes (m) and the parameter drawn from them:
   jpeg                              quality ~ U[max(1, 100 (1 - m)), 100]        (m=0.75)
   patch_dropout                     drops round(m N) of N tokens (last stage only) (m=0.5)
 m = 0 is the identity (jpeg: quality 100), so TrivialAugment's draw at u * m makes
-sense for every op.  The defaults are big_vision's RandAugment ranges at level 10 (enhance ops 0.1..1.9,
+sense for every op.
+
+`magnitude_sampling` (policy key): 'uniform' (above, the default) or 'fixed' — big_vision's
+RandAugment, where a level maps to ONE value (`pp/autoaugment.py` `level_to_arg`), here
+the value big_vision gives at the level our default magnitude stands for (level 10):
+brightness / contrast / sharpness factor 1 + m (1.9), posterize 8 - m bits (4), rotate /
+shear / translate ±m with a random sign, jpeg quality max(1, 100 (1 - m)); solarize as
+big_vision literally does, threshold 256 m (so m = 1, level 10, leaves the map unchanged);
+crops, cutout and patch dropout draw positions as before.  The paper speaks of
+augmentation *levels* (brightness c²FroFA "robust to the level"), i.e. big_vision's
+fixed-value mapping; 'uniform' is this project's first choice (README, Decisions).  The defaults are big_vision's RandAugment ranges at level 10 (enhance ops 0.1..1.9,
 rotate 30 deg, shear 0.3, cutout 40/224 of the side), rescaled to grid units.
 """
 
@@ -48,10 +60,10 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from jaxvision.data.augment import other as ops_other
+from jaxvision.data.augment import pointwise as pw
+from jaxvision.data.augment import spatial as sp
 from jaxvision.projects.frofa import mapping
-from jaxvision.projects.frofa import ops_other
-from jaxvision.projects.frofa import ops_pointwise as pw
-from jaxvision.projects.frofa import ops_spatial as sp
 
 POLICIES = ('none', 'sequence', 'randaugment', 'trivialaugment')
 
@@ -68,6 +80,7 @@ class Op:
   sample: Callable[..., jax.Array]
   apply: Callable[..., jax.Array]
   default_magnitude: float
+  fixed: Callable[..., jax.Array] | None = None   # big_vision's level -> value (or sample)
 
 
 def _uniform(key, lo, hi):
@@ -117,6 +130,47 @@ def _threshold(key, m, h, w):
 def _quality(key, m, h, w):
   del h, w
   return jnp.floor(_uniform(key, jnp.maximum(1.0, 100.0 * (1.0 - m)), 101.0))
+
+
+# big_vision's fixed values (magnitude_sampling='fixed'); signs are random where
+# big_vision's `_randomly_negate_tensor` makes them so.
+def _fixed_factor(key, m, h, w):
+  del key, h, w
+  return jnp.asarray(1.0 + m, jnp.float32)
+
+
+def _random_sign(key):
+  return jnp.where(jax.random.bernoulli(key), 1.0, -1.0)
+
+
+def _fixed_symmetric(key, m, h, w):
+  del h, w
+  return _random_sign(key) * m
+
+
+def _fixed_pixels(key, m, h, w):
+  del h
+  return _random_sign(key) * m * w
+
+
+def _fixed_pixels_y(key, m, h, w):
+  del w
+  return _random_sign(key) * m * h
+
+
+def _fixed_bits(key, m, h, w):
+  del key, h, w
+  return (8 - jnp.round(jnp.clip(m, 0, 8))).astype(jnp.float32)
+
+
+def _fixed_threshold(key, m, h, w):
+  del key, h, w
+  return jnp.asarray(256.0 * m, jnp.float32)
+
+
+def _fixed_quality(key, m, h, w):
+  del key, h, w
+  return jnp.floor(jnp.maximum(1.0, 100.0 * (1.0 - m)))
 
 
 def _crop_box(key, m, h, w):
@@ -173,20 +227,21 @@ def _geometric(fn):
 
 
 OPS: dict[str, Op] = {
-    'brightness': Op('pointwise', _factor, _pointwise(pw.brightness), 0.9),
-    'contrast': Op('pointwise', _factor, _pointwise(pw.contrast), 0.9),
-    'sharpness': Op('pointwise', _factor, _pointwise(pw.sharpness), 0.9),
-    'posterize': Op('pointwise', _posterize_bits, _pointwise(pw.posterize), 4),
-    'solarize': Op('pointwise', _threshold, _pointwise(pw.solarize), 1.0),
+    'brightness': Op('pointwise', _factor, _pointwise(pw.brightness), 0.9, _fixed_factor),
+    'contrast': Op('pointwise', _factor, _pointwise(pw.contrast), 0.9, _fixed_factor),
+    'sharpness': Op('pointwise', _factor, _pointwise(pw.sharpness), 0.9, _fixed_factor),
+    'posterize': Op('pointwise', _posterize_bits, _pointwise(pw.posterize), 4, _fixed_bits),
+    'solarize': Op('pointwise', _threshold, _pointwise(pw.solarize), 1.0, _fixed_threshold),
     'equalize': Op('pointwise', _none, _parameterless(pw.equalize), 0.0),
     'invert': Op('pointwise', _none, _parameterless(pw.invert), 0.0),
     'autocontrast': Op('pointwise', _none, _parameterless(pw.autocontrast), 0.0),
-    'jpeg': Op('spatial', _quality, _pointwise(ops_other.jpeg), 0.75),
-    'rotate': Op('spatial', _symmetric, _geometric(sp.rotate), 30.0),
-    'shear_x': Op('spatial', _symmetric, _geometric(sp.shear_x), 0.3),
-    'shear_y': Op('spatial', _symmetric, _geometric(sp.shear_y), 0.3),
-    'translate_x': Op('spatial', _pixels, _geometric(sp.translate_x), 0.25),
-    'translate_y': Op('spatial', _pixels_y, _geometric(sp.translate_y), 0.25),
+    'jpeg': Op('spatial', _quality, _pointwise(ops_other.jpeg), 0.75, _fixed_quality),
+    'rotate': Op('spatial', _symmetric, _geometric(sp.rotate), 30.0, _fixed_symmetric),
+    'shear_x': Op('spatial', _symmetric, _geometric(sp.shear_x), 0.3, _fixed_symmetric),
+    'shear_y': Op('spatial', _symmetric, _geometric(sp.shear_y), 0.3, _fixed_symmetric),
+    'translate_x': Op('spatial', _pixels, _geometric(sp.translate_x), 0.25, _fixed_pixels),
+    'translate_y': Op('spatial', _pixels_y, _geometric(sp.translate_y), 0.25,
+                      _fixed_pixels_y),
     'crop': Op('spatial', _crop_box, lambda x, p, ctx: sp.crop_resize(x, *p), 0.25),
     'resized_crop': Op('spatial', _resized_crop_box,
                        lambda x, p, ctx: sp.crop_resize(x, *p), 0.5),
@@ -225,6 +280,9 @@ def make_stage(cfg) -> Stage:
     raise ValueError(f"unknown FroFA op {cfg['op']!r}; valid: {sorted(OPS)}")
   if cfg['variant'] not in mapping.VARIANTS:
     raise ValueError(f"unknown FroFA variant {cfg['variant']!r}; valid: {mapping.VARIANTS}")
+  if cfg['variant'] in ('e', 'e2') and OPS[cfg['op']].kind != 'pointwise':
+    raise ValueError(f"element-wise FroFA (variant {cfg['variant']!r}) needs a pointwise op; "
+                     f"{cfg['op']!r} moves or mixes values")
   if not 0.0 <= float(cfg['prob']) <= 1.0:
     raise ValueError(f"FroFA stage prob must be in [0, 1], got {cfg['prob']}")
   options = cfg['options'] or {}
@@ -234,11 +292,12 @@ def make_stage(cfg) -> Stage:
 
 
 def apply_stage(stage: Stage, key, f, *, scale: float = 1.0, quantize: bool = False,
-                fill: float = 0.5, magnitude_scale=1.0):
+                fill: float = 0.5, magnitude_scale=1.0, sampling: str = 'uniform'):
   """One FroFA on one feature map f (H, W, C).
 
   `magnitude_scale` (TrivialAugment's u, may be traced) multiplies the magnitude.
   `fill` is the fill value of geometric ops as a fraction of the image range.
+  `sampling`: 'uniform' ranges or big_vision's 'fixed' level values (module doc).
   """
   op = OPS[stage.op]
   h, w, c = f.shape
@@ -250,11 +309,16 @@ def apply_stage(stage: Stage, key, f, *, scale: float = 1.0, quantize: bool = Fa
          'options': dict(stage.options)}
   stats = mapping.feature_stats(f, stage.variant)
   x = mapping.f_to_x(f, stats, scale)
-  draw = lambda k: op.sample(k, m, h, w)
+  sampler = op.fixed if sampling == 'fixed' and op.fixed is not None else op.sample
+  draw = lambda k: sampler(k, m, h, w)
   if stage.variant == 'default':
     p = draw(k_param)
     y = op.apply(x, p, ctx)
     coin = jax.random.bernoulli(k_coin, stage.prob)
+  elif stage.variant in ('e', 'e2'):   # element-wise: pointwise ops only (make_stage)
+    p = jax.vmap(draw)(jax.random.split(k_param, h * w * c)).reshape(h, w, c)
+    y = op.apply(x, p, ctx)
+    coin = jax.random.bernoulli(k_coin, stage.prob, (h, w, c))
   else:
     p = jax.vmap(draw)(jax.random.split(k_param, c))
     if op.kind == 'pointwise':
@@ -277,11 +341,13 @@ class Policy:
   fill: float = 0.5
   mixup_alpha: float = 0.0
   mixup_per_example: bool = False
+  magnitude_sampling: str = 'uniform'
 
 
 POLICY_DEFAULTS = {'policy': 'none', 'stages': [], 'num_ops': 2, 'scale': 1.0,
                    'quantize': False, 'fill': 0.5, 'mixup_alpha': 0.0,
-                   'mixup_per_example': False}
+                   'mixup_per_example': False, 'magnitude_sampling': 'uniform'}
+SAMPLINGS = ('uniform', 'fixed')
 
 
 def make_policy(cfg) -> Policy:
@@ -305,16 +371,21 @@ def make_policy(cfg) -> Policy:
                      "last stage of a 'sequence' policy")
   if kind == 'randaugment' and int(cfg['num_ops']) < 1:
     raise ValueError(f"randaugment needs num_ops >= 1, got {cfg['num_ops']}")
+  if cfg['magnitude_sampling'] not in SAMPLINGS:
+    raise ValueError(f"unknown FroFA magnitude_sampling {cfg['magnitude_sampling']!r}; "
+                     f'valid: {SAMPLINGS}')
   if float(cfg['mixup_alpha']) < 0:
     raise ValueError(f"mixup_alpha must be >= 0, got {cfg['mixup_alpha']}")
   return Policy(kind, stages if kind != 'none' else (), int(cfg['num_ops']),
                 float(cfg['scale']), bool(cfg['quantize']), float(cfg['fill']),
-                float(cfg['mixup_alpha']), bool(cfg['mixup_per_example']))
+                float(cfg['mixup_alpha']), bool(cfg['mixup_per_example']),
+                cfg['magnitude_sampling'])
 
 
 def augment_example(policy: Policy, key, f):
   """The policy's stages on one feature map f (H, W, C) (no mixup)."""
-  kw = dict(scale=policy.scale, quantize=policy.quantize, fill=policy.fill)
+  kw = dict(scale=policy.scale, quantize=policy.quantize, fill=policy.fill,
+            sampling=policy.magnitude_sampling)
   if policy.kind == 'none':
     return f
   if policy.kind == 'sequence':

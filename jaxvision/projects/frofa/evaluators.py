@@ -24,10 +24,17 @@ SPLITS = ('fewshot', 'train', 'val', 'test')
 
 
 def predict_fns(model, config):
-  del config
+  # A replicated run (`model.num_replicas`) gives (B, R, K) logits: the R heads share
+  # the inputs; its per-seed evaluator types are in replicas.py.
+  kw = {'shared': True} if config is not None and config.model.num_replicas else {}
 
   def predict(params, batch):
-    return {'logits': model.apply({'params': params}, batch['features'], train=False)}
+    return {'logits': model.apply({'params': params}, batch['features'], train=False, **kw)}
+
+  def head_prelogits(params, batch):
+    # The MAP head's output: big_vision's pre-logits of the trained head.
+    return {'features': model.apply({'params': params}, batch['features'], train=False,
+                                    prelogits=True, **kw)}
 
   def features(params, batch):
     del params
@@ -39,7 +46,7 @@ def predict_fns(model, config):
                          jnp.swapaxes(f, 0, 1))[0]
     return {'features': total / f.shape[1]}
 
-  return {'predict': predict, 'features': features}
+  return {'predict': predict, 'features': features, 'head_prelogits': head_prelogits}
 
 
 def eval_data(config, split: str):

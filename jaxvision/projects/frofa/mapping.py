@@ -10,10 +10,12 @@ with s = 1 ([0, 1]) or s = 255 ([0, 255]).  The variants differ in where f_min /
 come from:
 
 * ``'default'`` (FroFA) and ``'c'`` (cFroFA): one min/max over the whole map;
-* ``'c2'`` (c²FroFA): one min/max per channel.
+* ``'c2'`` (c²FroFA): one min/max per channel;
+* ``'e'`` / ``'e2'`` (element-wise FroFA, which the paper tried and found to hurt):
+  the global / per-channel min/max of 'c' / 'c2'.
 
-(cFroFA and c²FroFA also draw the augmentation's parameter per channel; that lives in
-`augment.py`.)  The inverse reuses the forward statistics, so t_{x->f} ∘ t_{f->x} is the
+(cFroFA and c²FroFA also draw the augmentation's parameter per channel, the element-wise
+variants one per element; that lives in `augment.py`.)  The inverse reuses the forward statistics, so t_{x->f} ∘ t_{f->x} is the
 identity; a map (or channel) with f_max == f_min maps to 0 and back to f_min exactly.
 
 `stats='example'` computes the statistics from each example (the default here);
@@ -28,7 +30,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-VARIANTS = ('default', 'c', 'c2')
+VARIANTS = ('default', 'c', 'c2', 'e', 'e2')
 
 
 class Stats(NamedTuple):
@@ -38,10 +40,10 @@ class Stats(NamedTuple):
 
 
 def per_channel_stats(variant: str) -> bool:
-  """True when `variant` scales each channel by its own min/max (c²FroFA)."""
+  """True when `variant` scales each channel by its own min/max (c²FroFA, 'e2')."""
   if variant not in VARIANTS:
     raise ValueError(f'unknown FroFA variant {variant!r}; valid: {VARIANTS}')
-  return variant == 'c2'
+  return variant in ('c2', 'e2')
 
 
 def feature_stats(f: jax.Array, variant: str) -> Stats:

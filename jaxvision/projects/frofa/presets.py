@@ -23,6 +23,8 @@ PRESETS = {
     'brightness': _single('brightness', 'default'),
     'brightness_c': _single('brightness', 'c'),
     'brightness_c2': _single('brightness', 'c2'),
+    'brightness_e': _single('brightness', 'e'),      # element-wise (the paper: it hurts)
+    'brightness_e2': _single('brightness', 'e2'),
     'contrast_c2': _single('contrast', 'c2'),
     'posterize_c': _single('posterize', 'c'),
     'bc2_pc': {'policy': 'sequence', 'stages': [dict(op='brightness', variant='c2'),

@@ -34,7 +34,7 @@ def test_maps_are_inverse_and_hit_the_image_range(variant, scale):
   x = mapping.f_to_x(f, stats, scale)
   np.testing.assert_allclose(mapping.x_to_f(x, stats, scale), f, rtol=1e-5, atol=1e-5)
   assert float(x.min()) >= 0 and float(x.max()) <= scale
-  if variant == 'c2':
+  if mapping.per_channel_stats(variant):
     np.testing.assert_allclose(x.min(axis=(0, 1)), 0.0, atol=1e-6)
     live = np.array([0, 1, 3, 4, 5])
     np.testing.assert_allclose(np.asarray(x.max(axis=(0, 1)))[live], scale, rtol=1e-6)
@@ -52,7 +52,7 @@ def test_frofa_with_identity_augmentation_is_identity_and_checks_shapes():
   with pytest.raises(ValueError, match=r'\(H, W, C\)'):
     mapping.feature_stats(jnp.zeros((16, 8)), 'c')
   with pytest.raises(ValueError, match='unknown FroFA variant'):
-    mapping.feature_stats(f, 'e')
+    mapping.feature_stats(f, 'x')
 
 
 def _factor_probe(n, c, seed=0):
@@ -185,7 +185,7 @@ def test_mixup_through_the_policy_and_bad_configs():
   with pytest.raises(ValueError, match='needs the'):
     _batch(policy, jax.random.key(0), f)
   bad = [({'policy': 'sequence', 'stages': [{'op': 'brightnes'}]}, 'unknown FroFA op'),
-         ({'policy': 'sequence', 'stages': [{'op': 'brightness', 'variant': 'e'}]}, 'variant'),
+         ({'policy': 'sequence', 'stages': [{'op': 'brightness', 'variant': 'e3'}]}, 'variant'),
          ({'policy': 'sequence', 'stages': [{'op': 'patch_dropout'}, {'op': 'invert'}]},
           'last stage'),
          ({'policy': 'randaugment', 'stages': [{'op': 'patch_dropout'}]}, 'last stage'),
@@ -197,3 +197,50 @@ def test_mixup_through_the_policy_and_bad_configs():
   for cfg, match in bad:
     with pytest.raises(ValueError, match=match):
       augment.make_policy(cfg)
+
+
+@pytest.mark.parametrize('variant', ['e', 'e2'])
+def test_element_wise_variants_draw_one_parameter_per_element(variant):
+  f = _factor_probe(8, 16)
+  policy = augment.make_policy({'policy': 'sequence', 'stages': [
+      {'op': 'brightness', 'variant': variant, 'magnitude': 0.5}]})
+  out, _ = _batch(policy, jax.random.key(3), f)
+  x = np.asarray(f)
+  keep = (x > 0.05) & (x <= 0.6)      # no clipping at factor <= 1.5, a usable ratio
+  if variant == 'e2':                 # per-channel min/max: ratios of the mapped values
+    lo, hi = x.min(axis=(1, 2), keepdims=True), x.max(axis=(1, 2), keepdims=True)
+    xm, om = (x - lo) / (hi - lo), (np.asarray(out) - lo) / (hi - lo)
+    keep = (xm > 0.05) & (xm <= 0.6)
+    ratio = om[keep] / xm[keep]
+  else:
+    ratio = np.asarray(out)[keep] / x[keep]
+  assert scipy.stats.kstest(ratio, scipy.stats.uniform(0.5, 1.0).cdf).pvalue > 0.01
+  # within one map, elements of one channel (and one position's channels) differ
+  r = np.where(keep, np.asarray(out) / np.where(x > 0, x, 1), np.nan)
+  assert np.nanstd(r[0, :, :, 3]) > 0.15 and np.nanstd(r[0, 2, 3, :]) > 0.15
+  with pytest.raises(ValueError, match='element-wise FroFA .* needs a pointwise op'):
+    augment.make_stage({'op': 'rotate', 'variant': variant})
+
+
+def test_fixed_magnitude_sampling_is_big_vision_level_values():
+  """'fixed': brightness 1 + m, posterize 8 - m bits, rotate ±m, solarize 256 m."""
+  from jaxvision.data.augment import pointwise as pw  # pylint: disable=g-import-not-at-top
+  from jaxvision.data.augment import spatial as sp  # pylint: disable=g-import-not-at-top
+  f = _factor_probe(6, 4)
+  x = np.asarray(f)      # global min 0 / max 1: t_{f->x} is the identity on these maps
+  out = {}
+  for op, m in [('brightness', 0.5), ('posterize', 4), ('rotate', 30.0), ('solarize', 1.0)]:
+    policy = augment.make_policy({'policy': 'sequence', 'magnitude_sampling': 'fixed',
+                                  'stages': [{'op': op, 'variant': 'default', 'magnitude': m}]})
+    out[op] = np.asarray(_batch(policy, jax.random.key(5), f)[0])
+  np.testing.assert_allclose(out['brightness'], np.minimum(1.5 * x, 1.0), atol=1e-5)
+  poster = np.asarray(jax.vmap(lambda v: pw.posterize(v, 4))(f))
+  np.testing.assert_allclose(out['posterize'], poster, atol=1e-5)
+  rot = {s: np.asarray(jax.vmap(lambda v, s=s: sp.rotate(v, s * 30.0, fill=0.5))(f))
+         for s in (1, -1)}
+  signs = [next(s for s in (1, -1) if np.allclose(out['rotate'][i], rot[s][i], atol=1e-5))
+           for i in range(6)]
+  assert set(signs) == {1, -1}                 # a random sign per example
+  np.testing.assert_allclose(out['solarize'], x, atol=1e-6)   # big_vision: level 10 = no-op
+  with pytest.raises(ValueError, match='magnitude_sampling'):
+    augment.make_policy({'policy': 'none', 'magnitude_sampling': 'gaussian'})

@@ -28,7 +28,7 @@ def test_colab_runs(frofa_cache_root, tiny_transfer_cache, monkeypatch):
                           tiny_transfer_cache)
   assert len(namespace['augmented']) == 8
   results = namespace['results']['methods']
-  assert set(results) == {'none', 'brightness_c2', 'linear_probe'}
+  assert set(results) == {'none', 'brightness_c2', 'linear_probe', 'linear_probe_bv'}
   assert 0.0 <= results['none'][1]['test']['mean'] <= 1.0
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   plt.close('all')

@@ -136,3 +136,34 @@ def test_linear_probe_separates_and_rejects_bad_input():
     linear_probe.fit(np.zeros((4, 3, 2)), np.zeros(4, int), 2)
   with pytest.raises(ValueError, match='labels must be in'):
     linear_probe.fit(np.zeros((4, 3)), np.array([0, 1, 2, 5]), 3)
+
+
+def test_replicated_heads_are_independent_map_classifiers():
+  """Replica r of ReplicatedClassifier (vmap or scan) is MAPClassifier with params[r]."""
+  head = dict(num_classes=5, num_heads=2, head_zeroinit=False)
+  x = jax.random.normal(jax.random.key(1), (4, 3, 2, 2, 8))
+  vm = model_lib.ReplicatedClassifier(3, head, impl='vmap')
+  sc = model_lib.ReplicatedClassifier(3, head, impl='scan')
+  params = nn.meta.unbox(vm.init(jax.random.key(0), x)['params'])
+  single = model_lib.MAPClassifier(**head)
+
+  def outputs(p):
+    return (vm.apply({'params': p}, x), sc.apply({'params': p}, x),
+            vm.apply({'params': p}, x[:, 0], shared=True),
+            sc.apply({'params': p}, x[:, 0], shared=True),
+            vm.apply({'params': p}, x, prelogits=True))
+  out_vm, out_sc, sh_vm, sh_sc, pre = jax.jit(outputs)(params)
+  assert out_vm.shape == (4, 3, 5) and pre.shape == (4, 3, 8)
+  for r in range(3):
+    p_r = jax.tree.map(lambda a, r=r: a[r], params['replicas'])
+    ref, ref_shared = jax.jit(lambda p, a, b: (single.apply({'params': p}, a),
+                                               single.apply({'params': p}, b)))(
+                                                   p_r, x[:, r], x[:, 0])
+    for got in (out_vm, out_sc):
+      np.testing.assert_allclose(got[:, r], ref, atol=1e-5)
+    for got in (sh_vm, sh_sc):
+      np.testing.assert_allclose(got[:, r], ref_shared, atol=1e-5)
+  assert not np.allclose(params['replicas']['head']['kernel'][0],
+                         params['replicas']['head']['kernel'][1])
+  with pytest.raises(ValueError, match='replicated features must be'):
+    vm.apply({'params': params}, x[:, :2])

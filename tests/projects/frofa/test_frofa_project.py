@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -15,20 +16,6 @@ from jaxvision.data import digits
 from jaxvision.data import feature_cache
 from jaxvision.projects.frofa import backbones
 from jaxvision.projects.frofa import data
-from jaxvision.projects.frofa import fewshot
-
-
-def test_fewshot_sampler_is_nested_balanced_and_seeded():
-  labels = np.repeat(np.arange(4), 30)[np.random.default_rng(0).permutation(120)]
-  one, five = (fewshot.fewshot_indices(labels, k, seed=3) for k in (1, 5))
-  assert set(one) <= set(five)
-  np.testing.assert_array_equal(np.bincount(labels[five]), [5, 5, 5, 5])
-  assert not np.array_equal(five, fewshot.fewshot_indices(labels, 5, seed=4))
-  np.testing.assert_array_equal(five, fewshot.fewshot_indices(labels, 5, seed=3))
-  with pytest.raises(ValueError, match='fewer than'):
-    fewshot.fewshot_indices(labels, 31, seed=0)
-  assert fewshot.summarize({0: 0.5, 1: 0.7}) == pytest.approx(
-      {'mean': 0.6, 'std': 0.1, 'num_seeds': 2})
 
 
 def test_tiny_transfer_config_trains_on_cached_features(fewshot_config, frofa_cache_root,
@@ -115,3 +102,90 @@ def test_big_vision_npz_backbone_gives_the_vits_token_grid(tmp_path):
   _, out = model.apply({'params': params}, images, train=False)
   np.testing.assert_allclose(feats, np.asarray(out['encoded']).reshape(2, 2, 2, 192), atol=1e-5)
   assert info['kind'] == 'vit_npz'
+
+
+def test_a_missing_backbone_is_an_error_naming_its_command(fewshot_config, tmp_path):
+  config = fewshot_config('backbone=vit_transfer')
+  config.input.cache_root = str(tmp_path)
+  expected = ('python -m jaxvision.train --config=experiments/classification/digits_vit.py:'
+              f'classes=0-4 --workdir={tmp_path}/digits_vit_classes_0-4')
+  with pytest.raises(FileNotFoundError, match=re.escape(expected)):
+    data.ensure_cache(config.input)
+  assert not os.path.exists(tmp_path / 'digits_vit_classes_0-4')   # nothing was trained
+
+
+def test_seeds_as_one_replicated_run(fewshot_config, frofa_cache_root, tiny_transfer_cache,
+                                     tmp_path):
+  """seeds=3: each replica's evaluations equal a single head with that replica's params on
+  the cache (accuracy), and a probe fitted on that seed's own k-shot set (linear probe);
+  replica r trained on exactly seed r's k-shot set."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from jaxvision import runs  # pylint: disable=g-import-not-at-top
+  from jaxvision.data import fewshot  # pylint: disable=g-import-not-at-top
+  from jaxvision.metrics import linear_probe  # pylint: disable=g-import-not-at-top
+  from jaxvision.projects.frofa import model as model_lib  # pylint: disable=g-import-not-at-top
+  from jaxvision.projects.frofa import replicas  # pylint: disable=g-import-not-at-top
+  config = fewshot_config('tiny,backbone=vit_transfer,shots=2,seeds=3,seed=4')
+  config.input.cache_root = frofa_cache_root
+  config.total_steps = 3
+  out = train.train(config, str(tmp_path / 'run'))
+  final = out['eval'][3]
+  run = runs.load_run(str(tmp_path / 'run'))
+  assert run.params['replicas']['head']['kernel'].shape[0] == 3
+  test = data.load_role(config.input, 'test')
+  pool = data.load_role(config.input, 'train')
+  head = model_lib.MAPClassifier(num_classes=5, num_heads=2)
+  accs = []
+  for r, seed in enumerate((4, 5, 6)):
+    params = _slice(run.params['replicas'], r)
+    logits = head.apply({'params': params}, jnp.asarray(test['features']))
+    acc = float(np.mean(np.argmax(np.asarray(logits), -1) == test['label']))
+    assert final[f'test/accuracy/seed_{seed}'] == pytest.approx(acc, abs=1e-6)
+    accs.append(acc)
+    idx = fewshot.fewshot_indices(pool['label'], 2, seed, 5)
+    mean_tok = lambda f: f.reshape(len(f), -1, f.shape[-1]).mean(1)
+    cache = linear_probe.fit(mean_tok(pool['features'][idx]), pool['label'][idx], 5)
+    assert final[f'linear_probe/accuracy/seed_{seed}'] == pytest.approx(linear_probe.accuracy(
+        cache, mean_tok(test['features']), test['label'], final['linear_probe/l2']), abs=1e-6)
+  assert final['test/accuracy'] == pytest.approx(np.mean(accs), abs=1e-6)
+  # Replica r's training examples are exactly seed r's k-shot set.
+  src = replicas.train_source(config.input, [4, 5, 6])
+  arrays = src.fields
+  for r, seed in enumerate((4, 5, 6)):
+    idx = fewshot.fewshot_indices(pool['label'], 2, seed, 5)
+    np.testing.assert_array_equal(np.sort(arrays['label'][:, r]), np.sort(pool['label'][idx]))
+    np.testing.assert_allclose(np.sort(arrays['features'][:, r].ravel()),
+                               np.sort(pool['features'][idx].ravel()))
+  bad = fewshot_config('tiny,backbone=vit_transfer,seeds=2')
+  bad.optimizer.grad_clip_norm = 1.0
+  with pytest.raises(ValueError, match='coupling'):
+    train.build(bad)
+
+
+def _slice(tree, r):
+  return {k: _slice(v, r) if isinstance(v, dict) else np.asarray(v)[r] for k, v in tree.items()}
+
+
+def test_per_replica_clipping_equals_optax_per_replica():
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  from jaxvision.projects.frofa import replicas  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  params = {'a': jnp.asarray(rng.normal(size=(3, 4))),
+            'b': {'c': jnp.asarray(rng.normal(size=(3, 2, 2)))}}
+  scales = jnp.asarray([0.1, 5.0, 30.0])   # replica 0 below the norm, 1 and 2 above
+
+  def loss(p):
+    return sum(jnp.sum(jnp.reshape(scales, (-1,) + (1,) * (x.ndim - 1)) * x ** 2)
+               for x in jax.tree.leaves(p))
+
+  got = jax.grad(lambda p: loss(replicas.clip_per_replica(p, 1.0)))(params)
+  full = jax.grad(loss)(params)
+  clip = optax.clip_by_global_norm(1.0)
+  for r in range(3):
+    ref, _ = clip.update(_slice(full, r), clip.init(None))
+    for g, e in zip(jax.tree.leaves(_slice(got, r)), jax.tree.leaves(ref)):
+      np.testing.assert_allclose(g, e, rtol=1e-6)
+  assert float(optax.tree.norm(_slice(got, 0))) < 1.0 - 1e-3
+  assert float(optax.tree.norm(_slice(got, 2))) == pytest.approx(1.0, rel=1e-5)

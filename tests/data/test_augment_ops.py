@@ -1,4 +1,4 @@
-"""Every FroFA image op on hand-made grids vs an independent image-space definition.
+"""Every image op of jaxvision.data.augment (FroFA's ops) on hand-made grids vs an independent image-space definition.
 
 References: `frofa_numpy_reference` (big_vision's uint8 semantics, written in numpy),
 PIL (ImageOps / resize: the reference implementations the AutoAugment ops copy), and
@@ -18,10 +18,10 @@ from PIL import Image
 from PIL import ImageOps
 import pytest
 
-import frofa_numpy_reference as ref
-from jaxvision.projects.frofa import ops_other
-from jaxvision.projects.frofa import ops_pointwise as pw
-from jaxvision.projects.frofa import ops_spatial as sp
+import augment_numpy_reference as ref
+from jaxvision.data.augment import other as ops_other
+from jaxvision.data.augment import pointwise as pw
+from jaxvision.data.augment import spatial as sp
 
 
 def _grid(h=6, w=7, c=3, seed=0):
@@ -74,8 +74,14 @@ def test_per_channel_parameters_act_on_their_channel_only():
   out = _run(pw.brightness, img, jnp.asarray(factors), quantize=True)
   for i, f in enumerate(factors):
     np.testing.assert_allclose(out[..., i], ref.brightness(img[..., i], float(f)), atol=1e-3)
-  with pytest.raises(ValueError, match='per-channel parameter'):
+  with pytest.raises(ValueError, match='one per channel'):
     pw.brightness(jnp.zeros((4, 4, 3)), jnp.ones(2))
+  # one parameter per element (element-wise FroFA) acts on its element only
+  per_element = np.broadcast_to(factors, img.shape).copy()
+  per_element[0, 0] = [1.0, 1.0, 1.0]
+  out_e = _run(pw.brightness, img, jnp.asarray(per_element), quantize=True)
+  np.testing.assert_allclose(out_e[1:], out[1:], atol=1e-3)
+  np.testing.assert_allclose(out_e[0, 0], img[0, 0], atol=1e-3)
 
 
 @pytest.mark.parametrize('bits', [0, 1, 4, 7, 8])

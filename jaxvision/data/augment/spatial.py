@@ -1,7 +1,8 @@
-"""FroFA's geometric and crop & drop augmentations on a feature grid x (H, W, C).
+"""RandAugment's geometric and crop & drop image ops on a grid x (H, W, C), in JAX.
 
-The paper's "geometric" (rotate, shear x/y, translate x/y) and "crop & drop" (crop,
-resized crop, inception crop, patch dropout) groups (Sec. 4, Table 2), plus cutout.
+Rotate, shear x/y, translate x/y, crop, resized crop, inception crop, patch dropout
+(FroFA's "geometric" and "crop & drop" groups, Bär et al. CVPR 2024, Sec. 4, Table 2,
+applied there to feature grids), plus cutout.
 The geometric ops follow google-research/big_vision `big_vision/pp/autoaugment.py`,
 i.e. tensorflow-addons' projective `transform` with nearest-neighbour sampling: output
 pixel (row y, column x) reads input (y', x') = (b0 x + b1 y + b2, a0 x + a1 y + a2),

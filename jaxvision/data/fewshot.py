@@ -1,4 +1,6 @@
-"""Few-shot subsets (k examples per class) and the mean ± std over seeds (Sec. 4).
+"""Few-shot subsets (k examples per class) and the mean ± std over seeds.
+
+Used by FroFA's few-shot protocol (Bär et al., CVPR 2024, Sec. 4) and any k-shot study.
 
 The sampler is big_vision's (`evaluators/fewshot_lsr.py`): `numpy.random.default_rng(seed)`
 permutes each class's indices in class order and the first k of each are taken, so for

@@ -1,7 +1,8 @@
-"""FroFA's stylistic augmentations on an image-range feature map x (H, W, C) in [0, scale].
+"""RandAugment's stylistic image ops on a float image x (H, W, C) in [0, scale], in JAX.
 
-The paper's "stylistic" group (brightness, contrast, equalize, invert, posterize,
-sharpness, solarize; Sec. 4, Table 2) plus autocontrast, each defined as in
+Brightness, contrast, equalize, invert, posterize, sharpness, solarize (the
+"stylistic" group of FroFA, Bär et al. CVPR 2024, Sec. 4, Table 2, which applies them
+to feature maps mapped into an image range) plus autocontrast, each defined as in
 google-research/big_vision `big_vision/pp/autoaugment.py` (the TPU AutoAugment ops,
 PIL's ImageEnhance/ImageOps semantics on uint8 images) but written for floats in
 [0, scale] (scale 1 or 255) and for any number of channels:
@@ -13,7 +14,7 @@ PIL's ImageEnhance/ImageOps semantics on uint8 images) but written for floats in
 * `quantize=True` reproduces the uint8 pipeline exactly on inputs on the 256-level grid
   (k * scale / 255): every float->uint8 cast of big_vision truncates.
 
-Parameters (scalars, or shape (C,) arrays for per-channel draws):
+Parameters (scalars, shape (C,) arrays for per-channel draws, or (H, W, C) per element):
   brightness(f), contrast(f), sharpness(f): blend factors; 1 = identity.
   posterize(bits): 0..8 bits kept; 8 = identity.
   solarize(threshold): in uint8 units 0..256; pixels >= threshold are inverted.
@@ -38,13 +39,13 @@ def _check(x):
 
 
 def _per_channel(p, x):
-  """A scalar or (C,) parameter as something that broadcasts against x (H, W, C)."""
+  """A scalar, (C,) or per-element (H, W, C) parameter, broadcastable against x."""
   p = jnp.asarray(p)
-  if p.ndim == 0:
+  if p.ndim == 0 or p.shape == x.shape:
     return p
   if p.shape != (x.shape[-1],):
-    raise ValueError(f'per-channel parameter of shape {p.shape} for a map with '
-                     f'{x.shape[-1]} channels')
+    raise ValueError(f'parameter of shape {p.shape} for a map of shape {x.shape}: give a '
+                     f'scalar, one per channel ({x.shape[-1]},) or one per element')
   return p[None, None, :]
 
 

@@ -1,4 +1,4 @@
-"""FroFA's "other" augmentations: JPEG-style quantisation and mixup (Sec. 4, Table 2).
+"""JPEG-style quantisation and mixup in JAX (FroFA's "other" group, Sec. 4, Table 2).
 
 jpeg(x, quality): each channel is a grey image; it is level-shifted to [-128, 127],
 cut into 8x8 blocks (edges replicated up to a multiple of 8, as libjpeg pads), each
@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvision.projects.frofa import ops_pointwise
+from jaxvision.data.augment import pointwise as ops_pointwise
 
 LUMINANCE_TABLE = np.array([
     [16, 11, 10, 16, 24, 40, 51, 61],
