@@ -22,15 +22,24 @@ the previous one if it starts after it starts and ends after it ends.  (Upstream
 enumerates every branch when several labels overlap; this keeps the first.)
 Windows whose total length is outside [min_frames, max_frames] are dropped (FlowMDM:
 45 and 250 frames, with 200 as the window limit).
+
+`read_annotations` refuses (`DataFileError` naming the file and the sequence) JSON
+that is not an object of objects, frame labels that are not a list of objects with a
+`proc_label` string and finite, non-negative numbers `start_t` <= `end_t`; motions
+are read with `errors.read_npy` (finite (T, D) arrays, truncated files refused).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 
 import numpy as np
+
+from jaxvision.data.errors import DataFileError
+from jaxvision.data.errors import read_npy
 
 TRANSITION = 'transition'
 
@@ -47,11 +56,48 @@ def read_annotations(root: str, split: str) -> dict:
   path = os.path.join(root, f'{split}.json')
   if not os.path.exists(path):
     raise FileNotFoundError(f'Babel annotation file not found: {path}')
-  with open(path) as f:
-    data = json.load(f)
+  try:
+    with open(path, encoding='utf-8') as f:
+      data = json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise DataFileError(path, f'not valid JSON ({e})') from None
   if not isinstance(data, dict):
-    raise ValueError(f'{path}: expected a JSON object keyed by babel_sid')
+    raise DataFileError(path, 'expected a JSON object keyed by babel_sid')
+  for sid, ann in data.items():
+    check_annotation(ann, path, sid)
   return data
+
+
+def _time(value) -> bool:
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value) and value >= 0)
+
+
+def check_annotation(ann, path: str, sid: str) -> None:
+  """DataFileError naming `path` and the sequence unless `ann` is a BABEL annotation."""
+  if not isinstance(ann, dict):
+    raise DataFileError(path, f'sequence {sid!r}: expected an object, got {type(ann).__name__}')
+  frame_ann = ann.get('frame_ann')
+  if not frame_ann:
+    return
+  labels = frame_ann.get('labels') if isinstance(frame_ann, dict) else None
+  if not isinstance(labels, list):
+    raise DataFileError(path, f'sequence {sid!r}: frame_ann must be an object with a '
+                        '"labels" list')
+  for i, label in enumerate(labels):
+    where = f'sequence {sid!r} frame label {i}'
+    if not isinstance(label, dict):
+      raise DataFileError(path, f'{where}: expected an object, got {type(label).__name__}')
+    missing = [k for k in ('proc_label', 'start_t', 'end_t') if k not in label]
+    if missing:
+      raise DataFileError(path, f'{where}: missing keys {missing}')
+    if not isinstance(label['proc_label'], str):
+      raise DataFileError(path, f'{where}: proc_label must be a string, got '
+                          f'{label["proc_label"]!r}')
+    start, end = label['start_t'], label['end_t']
+    if not (_time(start) and _time(end)) or end < start:
+      raise DataFileError(path, f'{where}: start_t {start!r} and end_t {end!r} must be '
+                          'finite non-negative numbers with start_t <= end_t')
 
 
 def frame_segments(annotation: dict, fps: float, num_frames: int):
@@ -113,9 +159,7 @@ def read_windows(root: str, split: str, *, fps: float = 30.0, min_frames: int = 
     path = os.path.join(root, 'motions', f'{sid}.npy')
     if not os.path.exists(path):
       raise FileNotFoundError(f'Babel motion not found: {path} (sequence {sid} of {split}.json)')
-    motion = np.load(path).astype(np.float32)
-    if motion.ndim != 2 or not np.all(np.isfinite(motion)):
-      raise ValueError(f'{path}: expected finite features (T, D), got shape {motion.shape}')
+    motion = read_npy(path, 'the features (T, D)', ndim=2).astype(np.float32)
     segs = frame_segments(ann, fps, len(motion))
     for k, chain in enumerate(windows_of_sequence(segs, max_frames=window_frames,
                                                   max_segments=max_segments)):

@@ -16,6 +16,12 @@ rate by slerp between key frames, and returns 18 joints: the 13 URDF joints plus
 sites at the head (centre of the neck link's sphere), the wrists (the URDF's fixed
 wrist joints) and the toes (front bottom edge of the ankle boxes).
 `SKELETON` is the matching `KinematicTree` in HumanML3D's canonical frame.
+
+`read_mocap` refuses (`DataFileError` naming the file) what would give NaN joints or
+an unbounded resampling: invalid JSON, no `Frames`, ragged or non-numeric frames, fewer
+than 2 key frames, NaN/Inf values, negative durations, a zero root or joint quaternion,
+and clips longer than `MAX_CLIP_SECONDS` (the shipped clips last 0.8-4.4 s; a 1e9 s
+clip would allocate hundreds of GiB).  `resample` bounds its output by `MAX_FRAMES`.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from jaxvision.data import kinematics
+from jaxvision.data.errors import DataFileError
+from jaxvision.data.errors import check_array
 from jaxvision.data.packaged import packaged_file
 from jaxvision.geometry import quaternions as quat
 
@@ -68,6 +76,9 @@ MIRROR = tuple(JOINT_NAMES.index(n.replace('right', 'L').replace('left', 'right'
                                  .replace('L', 'left')) for n in JOINT_NAMES)
 # Mocap frame (faces +x, right +z) -> HumanML3D frame (faces +z, left +x).
 TO_CANONICAL = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+MAX_CLIP_SECONDS = 3600.0
+MAX_FRAMES = 1_000_000
+_ZERO_QUAT = 1e-6
 
 
 def data_path() -> str:
@@ -114,12 +125,36 @@ def read_urdf(path: str | None = None) -> dict[str, dict]:
 
 
 def read_mocap(path: str) -> tuple[np.ndarray, bool]:
-  """Key frames (N, 44) and whether the clip loops ('wrap')."""
-  with open(path) as f:
-    data = json.load(f)
-  frames = np.asarray(data['Frames'], dtype=np.float64)
-  if frames.ndim != 2 or frames.shape[1] != 44:
-    raise ValueError(f'{path}: expected key frames of 44 numbers, got shape {frames.shape}')
+  """Key frames (N, 44) and whether the clip loops ('wrap'); see the module docstring."""
+  try:
+    with open(path, encoding='utf-8') as f:
+      data = json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise DataFileError(path, f'not valid JSON ({e})') from None
+  if not isinstance(data, dict) or 'Frames' not in data:
+    raise DataFileError(path, 'a DeepMimic clip is a JSON object with a "Frames" list')
+  try:
+    frames = np.asarray(data['Frames'], dtype=np.float64)
+  except (ValueError, TypeError):
+    raise DataFileError(path, '"Frames" must be a list of equal-length lists of numbers'
+                        ) from None
+  frames = check_array(frames, path, 'Frames', ndim=2)
+  if frames.shape[1] != 44 or len(frames) < 2:
+    raise DataFileError(path, f'expected at least 2 key frames of 44 numbers, got shape '
+                        f'{frames.shape}')
+  parts = split_frame(frames)
+  if np.any(parts['dt'] < 0):
+    raise DataFileError(path, f'negative frame duration at key frame '
+                        f'{int(np.argmax(parts["dt"] < 0))}')
+  duration = float(np.sum(parts['dt'][:-1]))
+  if duration > MAX_CLIP_SECONDS:
+    raise DataFileError(path, f'the clip lasts {duration:.6g} s, more than '
+                        f'MAX_CLIP_SECONDS = {MAX_CLIP_SECONDS:g}')
+  for name in ('root_rot',) + tuple(j for j in MOCAP_JOINTS if j not in REVOLUTE):
+    norm = np.linalg.norm(parts[name], axis=-1)
+    if np.any(norm < _ZERO_QUAT):
+      raise DataFileError(path, f'zero quaternion for {name} at key frame '
+                          f'{int(np.argmax(norm < _ZERO_QUAT))}')
   return frames, data.get('Loop', 'none') == 'wrap'
 
 
@@ -139,6 +174,10 @@ def resample(frames: np.ndarray, fps: float) -> np.ndarray:
   parts = split_frame(frames)
   times = np.concatenate([[0.0], np.cumsum(parts['dt'][:-1])])
   duration = times[-1]
+  count = duration * fps + 1
+  if not (np.isfinite(count) and count <= MAX_FRAMES) or fps <= 0:
+    raise ValueError(f'resampling {duration:.6g} s at {fps} fps gives more than MAX_FRAMES = '
+                     f'{MAX_FRAMES} frames (or an invalid rate)')
   t = np.arange(int(np.floor(duration * fps + 1e-6)) + 1) / fps
   idx = np.clip(np.searchsorted(times, t, side='right') - 1, 0, len(times) - 2)
   frac = np.clip((t - times[idx]) / np.maximum(times[idx + 1] - times[idx], 1e-12), 0.0, 1.0)

@@ -24,6 +24,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from jaxvision.data.errors import DataFileError
+from jaxvision.data.errors import read_npz
+
 META = 'meta.json'
 
 
@@ -52,8 +55,14 @@ def read_meta(directory: str) -> dict[str, Any]:
   path = os.path.join(directory, META)
   if not os.path.exists(path):
     return {'splits': {}}
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path) as f:
+      meta = json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise DataFileError(path, f'not valid JSON ({e})') from None
+  if not isinstance(meta, dict) or not isinstance(meta.get('splits'), dict):
+    raise DataFileError(path, 'expected an object with a "splits" object')
+  return meta
 
 
 def _write_meta(directory: str, meta: Mapping[str, Any]) -> None:
@@ -117,8 +126,11 @@ class FeatureCacheSource:
   def _shard(self, i: int) -> dict[str, np.ndarray]:
     if i not in self._shards:
       path = os.path.join(self._dir, self._names[i])
-      with np.load(path) as data:
-        self._shards[i] = {'features': data['features'], 'label': data['label']}
+      data = read_npz(path)
+      if {'features', 'label'} - set(data) or len(data['features']) != len(data['label']):
+        raise DataFileError(path, f'a shard holds equal-length "features" and "label", got '
+                            f'{ {k: v.shape for k, v in data.items()} }')
+      self._shards[i] = {'features': data['features'], 'label': data['label']}
     return self._shards[i]
 
   def __len__(self) -> int:

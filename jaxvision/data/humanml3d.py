@@ -12,6 +12,11 @@ seconds [from, to) (at `fps`, 20 for HumanML3D) and becomes its own example, as 
 `Text2MotionDatasetV2`.  Motions shorter than `min_length` or at least `max_length`
 frames are dropped (HumanML3D: 40 and 200), and kept examples longer than
 `max_motion_length` (196) are cropped when sampled.
+
+Bad files are refused with `DataFileError` naming the file (and text line): empty,
+truncated or pickled `.npy`, NaN/Inf features or statistics, Std <= 0, a text line
+without 4 fields or with an infinite, negative or reversed time range.  A time of
+'nan' means 0, as upstream (`f_tag = 0.0 if np.isnan(f_tag)`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ import os
 from typing import Sequence
 
 import numpy as np
+
+from jaxvision.data.errors import DataFileError
+from jaxvision.data.errors import read_npy
 
 SPLITS = ('train', 'val', 'test')
 
@@ -40,12 +48,18 @@ class TextLine:
 def parse_text_line(line: str, where: str = '') -> TextLine:
   parts = line.strip().split('#')
   if len(parts) != 4:
-    raise ValueError(f'{where}: a HumanML3D text line has 4 #-separated fields '
-                     f'(caption#tokens#from#to), got {len(parts)}: {line.strip()!r}')
+    raise DataFileError(where, f'a HumanML3D text line has 4 #-separated fields '
+                        f'(caption#tokens#from#to), got {len(parts)}: {line.strip()[:80]!r}')
   caption, tokens, start, end = parts
-  start, end = float(start), float(end)
+  try:
+    start, end = float(start), float(end)
+  except ValueError:
+    raise DataFileError(where, f'the times {parts[2]!r}, {parts[3]!r} are not numbers') from None
   start = 0.0 if math.isnan(start) else start
   end = 0.0 if math.isnan(end) else end
+  if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end < start:
+    raise DataFileError(where, f'the time range [{start}, {end}) is not finite, '
+                        'non-negative and ordered')
   return TextLine(caption, tuple(tokens.split(' ')) if tokens else (), start, end)
 
 
@@ -77,11 +91,13 @@ def read_stats(root: str) -> tuple[np.ndarray, np.ndarray]:
   for p in paths:
     if not os.path.exists(p):
       raise FileNotFoundError(f'HumanML3D normalisation file not found: {p}')
-  mean, std = (np.load(p).astype(np.float32) for p in paths)
-  if mean.shape != std.shape or mean.ndim != 1:
-    raise ValueError(f'Mean.npy {mean.shape} and Std.npy {std.shape} must be equal 1-D shapes')
+  mean, std = (read_npy(p, 'the statistics', ndim=1, nonempty=True).astype(np.float32)
+               for p in paths)
+  if mean.shape != std.shape:
+    raise DataFileError(paths[1], f'Std {std.shape} does not match {paths[0]} {mean.shape}')
   if np.any(std <= 0):
-    raise ValueError('Std.npy has non-positive entries')
+    raise DataFileError(paths[1], f'{int(np.sum(std <= 0))} entries are <= 0, the first '
+                        f'at channel {int(np.argmax(std <= 0))}')
   return mean, std
 
 
@@ -93,11 +109,7 @@ def read_examples(root: str, split: str, *, fps: float = 20.0, min_length: int =
     path = os.path.join(root, 'new_joint_vecs', f'{name}.npy')
     if not os.path.exists(path):
       raise FileNotFoundError(f'HumanML3D motion not found: {path} (listed in {split}.txt)')
-    motion = np.load(path).astype(np.float32)
-    if motion.ndim != 2:
-      raise ValueError(f'{path}: features must be (T, D), got {motion.shape}')
-    if not np.all(np.isfinite(motion)):
-      raise ValueError(f'{path}: features contain NaN or inf')
+    motion = read_npy(path, 'the features (T, D)', ndim=2).astype(np.float32)
     if not min_length <= len(motion) < max_length:
       continue
     whole = []

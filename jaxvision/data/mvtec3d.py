@@ -12,15 +12,27 @@ Localization", VISAPP 2022.  One folder per object class:
 The Coupled Laplacian anomaly benchmark (Bastico et al., CVPR 2024, Sec. 4.1) reads the
 test clouds and the first `train/good` cloud as the reference.  `write_sample` writes the
 same layout (used by the embedded benchmark built from real meshes).
+
+`read_xyz` refuses (`DataFileError` naming the file) unreadable or truncated tiffs,
+shapes other than H×W×3, non-float dtypes (a uint8 RGB image is not a point cloud)
+NaN/Inf coordinates (missing points are (0, 0, 0) in MVTec 3D-AD) and tiffs that
+declare more than `MAX_VALUES` values (checked before decoding); `read_gt`
+refuses unreadable PNGs and masks of the wrong shape.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 
 import numpy as np
 from PIL import Image
+
+from jaxvision.data.errors import DataFileError
+from jaxvision.data.errors import check_array
+
+MAX_VALUES = 3 * 4096 * 4096   # MVTec 3D-AD clouds are at most 800×800×3
 
 
 def _tifffile():
@@ -45,10 +57,23 @@ def read_xyz(path: str) -> np.ndarray:
   """(H, W, 3) float32 organised point cloud."""
   if not os.path.exists(path):
     raise FileNotFoundError(f'no xyz tiff at {path}')
-  xyz = np.asarray(_tifffile().imread(path))
+  try:
+    with _tifffile().TiffFile(path) as tif:
+      shape = tuple(tif.series[0].shape) if tif.series else ()
+      if math.prod(shape) > MAX_VALUES:   # bound the allocation before decoding
+        raise DataFileError(path, f'the tiff declares shape {shape}, more than {MAX_VALUES} '
+                            'values')
+      xyz = np.asarray(tif.asarray())
+  except DataFileError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except  # tifffile raises many types
+    raise DataFileError(path, f'not a readable tiff ({type(e).__name__}: {e})') from None
   if xyz.ndim != 3 or xyz.shape[-1] != 3:
-    raise ValueError(f'{path}: an organised point cloud must be H×W×3, got shape {xyz.shape}')
-  return xyz.astype(np.float32)
+    raise DataFileError(path, f'an organised point cloud must be H×W×3, got shape {xyz.shape}')
+  if xyz.dtype.kind != 'f':
+    raise DataFileError(path, f'xyz coordinates must be floats, got {xyz.dtype} (an RGB '
+                        'image, not a point cloud?)')
+  return check_array(xyz, path, 'xyz').astype(np.float32)
 
 
 def read_gt(path: str | None, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -59,11 +84,17 @@ def read_gt(path: str | None, shape: tuple[int, int] | None = None) -> np.ndarra
     return np.zeros(shape, bool)
   if not os.path.exists(path):
     raise FileNotFoundError(f'no ground-truth png at {path}')
-  gt = np.asarray(Image.open(path))
+  try:
+    with Image.open(path) as img:
+      gt = np.asarray(img)
+  except (OSError, ValueError, SyntaxError) as e:
+    raise DataFileError(path, f'not a readable mask image ({e})') from None
+  if gt.ndim not in (2, 3):
+    raise DataFileError(path, f'a mask must be H×W, got shape {gt.shape}')
   if gt.ndim == 3:
     gt = gt[..., 0]
   if shape is not None and gt.shape != tuple(shape):
-    raise ValueError(f'{path}: mask shape {gt.shape} does not match the xyz image {shape}')
+    raise DataFileError(path, f'mask shape {gt.shape} does not match the xyz image {shape}')
   return gt > 0
 
 

@@ -12,6 +12,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from jaxvision.data.errors import read_npy
+
 
 class ArraySource:
   """Examples stored as equal-length arrays, one per field (in memory or memory-mapped)."""
@@ -62,7 +64,8 @@ def load_array_folder(directory: str, fields: Sequence[str] | None = None) -> Ar
     path = os.path.join(directory, f'{name}.npy')
     if not os.path.exists(path):
       raise FileNotFoundError(f'field {name!r} missing: {path} does not exist')
-    out[name] = np.load(path, mmap_mode='r')
+    # Memory-mapped; truncated / pickled files are refused by name (values not scanned).
+    out[name] = read_npy(path, f'field {name!r}', mmap=True, finite=False, kinds='biufcUS')
   return ArraySource(out)
 
 

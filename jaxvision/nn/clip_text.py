@@ -36,6 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxvision.data import errors
+
 TOKENS = ('batch', 'seq', 'embed')
 LN_EPS = 1e-5  # PyTorch's nn.LayerNorm default, used by CLIP.
 
@@ -189,14 +191,17 @@ def load_text_embeddings(path: Union[str, os.PathLike]) -> dict[str, np.ndarray]
   """{text: (D,) float32} from an .npz (`texts` + `embeddings`, or one key per text)."""
   if not os.path.exists(path):
     raise FileNotFoundError(f'text embedding file not found: {path}')
-  with np.load(path, allow_pickle=False) as data:
-    keys = set(data.files)
-    if {'texts', 'embeddings'} <= keys:
-      texts, emb = data['texts'], data['embeddings']
-      if emb.ndim != 2 or len(texts) != len(emb):
-        raise ValueError(f'{path}: texts {texts.shape} and embeddings {emb.shape} do not pair up')
-      return {str(t): np.asarray(e, np.float32) for t, e in zip(texts, emb)}
-    return {k: np.asarray(data[k], np.float32).reshape(-1) for k in data.files}
+  # Truncated / pickled files, NaN/Inf or complex embeddings: DataFileError naming the file.
+  data = errors.read_npz(path, kinds=errors.REAL_KINDS + 'U')
+  if {'texts', 'embeddings'} <= set(data):
+    texts, emb = data['texts'], data['embeddings']
+    if emb.ndim != 2 or len(texts) != len(emb) or emb.dtype.kind not in errors.REAL_KINDS:
+      raise errors.DataFileError(path, f'texts {texts.shape} and embeddings {emb.shape} '
+                                 f'{emb.dtype} do not pair up')
+    return {str(t): np.asarray(e, np.float32) for t, e in zip(texts, emb)}
+  for k, v in data.items():
+    errors.check_array(v, path, repr(k))
+  return {k: np.asarray(v, np.float32).reshape(-1) for k, v in data.items()}
 
 
 @dataclasses.dataclass

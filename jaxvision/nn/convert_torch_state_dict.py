@@ -15,6 +15,10 @@ TorchScript archives are opened with `torch.jit.load(...).state_dict()` (as
 tensors (epoch counters, ...) are skipped, and so are keys matching `--exclude`
 (default '^opt_': the optimizer states in finest.tar). bfloat16 tensors are stored as
 float32; other dtypes (e.g. CLIP's float16) are kept and cast by the loaders.
+
+`read_state_dict` refuses (`DataFileError` naming the file, or 'state_dict' for an
+in-memory mapping, and the key) empty / truncated / pickled `.npz` files, complex,
+string or object arrays and NaN/Inf weights, which a cast would otherwise let through.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ import sys
 from typing import Any, Mapping, Union
 
 import numpy as np
+
+from jaxvision.data.errors import check_array
+from jaxvision.data.errors import read_npz
 
 
 def flatten_state(obj: Any, prefix: str = '') -> dict[str, Any]:
@@ -72,11 +79,11 @@ def torch_file_to_arrays(path: Union[str, os.PathLike], *, exclude: str = '^opt_
 def read_state_dict(source: Union[str, os.PathLike, Mapping[str, Any]]) -> dict[str, np.ndarray]:
   """A flat {name: array} dict from a mapping (nested ones are flattened) or an `.npz`."""
   if isinstance(source, Mapping):
-    return {k: _to_numpy(v) for k, v in flatten_state(source).items()}
+    return {k: check_array(_to_numpy(v), 'state_dict', repr(k))
+            for k, v in flatten_state(source).items()}
   if not os.path.exists(source):
     raise FileNotFoundError(f'state dict file not found: {source}')
-  with np.load(source, allow_pickle=False) as data:
-    return {k: data[k] for k in data.files}
+  return read_npz(source)
 
 
 def main(argv=None) -> int:

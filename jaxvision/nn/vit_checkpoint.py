@@ -17,6 +17,11 @@ the layouts that public checkpoints come in:
   the 'cls' token, as big_vision does);
 * a learned position embedding for a different grid size, resampled bilinearly
   ("high-res fine-tuning", ViT paper Sec. 3.2).
+
+Files are read with `jaxvision.data.errors.read_npz`: an empty, truncated or pickled
+`.npz`, complex / string / object arrays and NaN/Inf weights are refused with a
+`DataFileError` naming the file and the key (a cast to the model's dtype would
+silently drop an imaginary part); `merge_params` checks in-memory params the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from typing import Any, BinaryIO, Iterable, Mapping, Union
 import numpy as np
 import scipy.ndimage
 
+from jaxvision.data.errors import check_array
+from jaxvision.data.errors import read_npz
 from jaxvision.nn import param_tree
 
 PathOrFile = Union[str, os.PathLike, BinaryIO]
@@ -152,8 +159,9 @@ def resample_posemb(old: np.ndarray, new_num_tokens: int) -> np.ndarray:
 
 
 def _read_npz(path: PathOrFile) -> dict[str, np.ndarray]:
-  with np.load(path, allow_pickle=False) as data:
-    return {k: data[k] for k in data.files}
+  if isinstance(path, (str, os.PathLike)) and not os.path.exists(path):
+    raise FileNotFoundError(f'ViT checkpoint not found: {path}')
+  return read_npz(path)
 
 
 def load_big_vision_npz(path: PathOrFile, init_params: Mapping[str, Any], *,
@@ -176,7 +184,8 @@ def load_big_vision_npz(path: PathOrFile, init_params: Mapping[str, Any], *,
     ValueError: naming every key missing from the checkpoint, every unexpected
       checkpoint key, or a key whose shape differs from the model's.
   """
-  return merge_params(_read_npz(path), init_params, dont_load=dont_load, source=str(path))
+  source = str(path) if isinstance(path, (str, os.PathLike)) else getattr(path, 'name', 'npz')
+  return merge_params(_read_npz(path), init_params, dont_load=dont_load, source=source)
 
 
 def merge_params(loaded: Mapping[str, Any], init_params: Mapping[str, Any], *,
@@ -188,7 +197,7 @@ def merge_params(loaded: Mapping[str, Any], init_params: Mapping[str, Any], *,
   """
   loaded = flatten(loaded) if any(isinstance(v, Mapping) for v in loaded.values()) else dict(loaded)
   init_flat = flatten(param_tree.unbox(init_params))
-  ckpt = _fix_old_layouts({k: np.asarray(v) for k, v in loaded.items()})
+  ckpt = _fix_old_layouts({k: check_array(v, source, repr(k)) for k, v in loaded.items()})
   if any(k.startswith(_SCANNED) for k in init_flat):
     ckpt = pyloop_to_scan(scan_to_pyloop(ckpt))
   else:

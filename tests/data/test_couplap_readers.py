@@ -59,9 +59,9 @@ def test_ply_binary_ascii_obj_roundtrip(tmp_path):
 def test_mesh_errors_are_named(tmp_path):
   with pytest.raises(FileNotFoundError):
     meshes.read_mesh(str(tmp_path / 'none.ply'))
-  (tmp_path / 'x.off').write_text('OFF')
+  (tmp_path / 'x.xyz').write_text('0 0 0')
   with pytest.raises(ValueError, match='unsupported'):
-    meshes.read_mesh(str(tmp_path / 'x.off'))
+    meshes.read_mesh(str(tmp_path / 'x.xyz'))
   (tmp_path / 'bad.skn').write_bytes(struct.pack('<iiii', 1000, 0, 10, 0))
   with pytest.raises(ValueError, match='exceed'):
     meshes.read_mesh(str(tmp_path / 'bad.skn'))
