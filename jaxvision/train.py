@@ -35,7 +35,7 @@ import numpy as np
 
 from jaxvision import checkpoint as checkpoint_lib
 from jaxvision import config as config_lib
-from jaxvision import evaluation
+from jaxvision import evaluators as evaluators_lib
 from jaxvision import optim
 from jaxvision import projects
 from jaxvision import sharding as sharding_lib
@@ -231,10 +231,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   writer.write_hparams({'num_params': n_params, **_flat_hparams(config)})
 
   # ------------------------------------------------------------------- evaluators
-  ctx = evaluation.EvalContext(model=model, mesh=mesh, rules=rules,
-                               param_shardings=setup.param_shardings, config=config,
-                               workdir=workdir, process_index=pi, process_count=pc)
-  evaluators = project.make_evaluators(config, ctx)
+  ctx = evaluators_lib.EvalContext(model=model, mesh=mesh, rules=rules,
+                                   param_shardings=setup.param_shardings, config=config,
+                                   workdir=workdir, process_index=pi, process_count=pc)
+  evaluators = evaluators_lib.for_project(project, config, ctx)
   summaries: dict[str, Any] = {'train': {}, 'eval': {}, 'preempted': False}
 
   def run_evals(step: int, final: bool) -> None:

@@ -64,9 +64,9 @@ def get_config(arg=None):
   c.optimizer = dict(name='adamw', weight_decay=arg.wd, grad_clip_norm=1.0)
   c.schedule = dict(type='cosine', base_lr=arg.lr, warmup_steps=0.1)
   c.evals = dict(
-      val=dict(type='accuracy', split='val', batch_size=180),
-      test=dict(type='accuracy', split='test', batch_size=360),
-      linear_probe=dict(type='linear_probe', split='test',
+      val=dict(type='classification', split='val', batch_size=180),
+      test=dict(type='classification', split='test', batch_size=360),
+      linear_probe=dict(type='linear_probe', train_split='fewshot', split='test',
                         l2_regs=(2.0 ** 10, 2.0 ** 5, 1.0, 2.0 ** -5)))
   c.checkpoint = dict(every=100_000, keep=1, asynchronous=False)
 

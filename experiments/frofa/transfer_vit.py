@@ -58,9 +58,9 @@ def get_config(arg=None):
   c.augment = presets.get(arg.frofa)
   c.optimizer = dict(name='sgd', momentum=0.9, weight_decay=arg.wd, grad_clip_norm=1.0)
   c.schedule = dict(type='cosine', base_lr=arg.lr, warmup_steps=0.05)
-  c.evals = dict(val=dict(type='accuracy', split='val', every=1000, batch_size=1024),
-                 test=dict(type='accuracy', split='test', every=0, batch_size=1024),
-                 linear_probe=dict(type='linear_probe', split='test',
+  c.evals = dict(val=dict(type='classification', split='val', every=1000, batch_size=1024),
+                 test=dict(type='classification', split='test', every=0, batch_size=1024),
+                 linear_probe=dict(type='linear_probe', train_split='fewshot', split='test',
                                    l2_regs=(2.0 ** 10, 2.0 ** 5, 1.0)))
   c.checkpoint = dict(every=1000, keep=1)
 
@@ -73,7 +73,7 @@ def get_config(arg=None):
     c.input.backbone = dict(kind='vit_random', variant='Ti/16', image_size=(32, 32),
                             batch_size=8)
     c.model.update(num_heads=3, mlp_dim=64)
-    c.evals = dict(val=dict(type='accuracy', split='val', batch_size=8))
+    c.evals = dict(val=dict(type='classification', split='val', batch_size=8))
     c.schedule.warmup_steps = 1
     c.checkpoint.every = 1
   return with_defaults(c)

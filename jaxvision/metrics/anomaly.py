@@ -10,14 +10,15 @@ with a point per distinct score and (0, 0) prepended, is integrated with the tra
 rule up to FPR = `integration_limit` (the curve linearly interpolated there) and
 divided by that limit (so 1.0 is perfect).
 
-`auroc`: area under the ROC curve, the Mann-Whitney statistic with ties counted 1/2.
+`auroc`: area under the ROC curve (`jaxvision.metrics.ranking.roc_auc`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from scipy import stats
+
+from jaxvision.metrics import ranking
 
 
 def _check_maps(gts, preds):
@@ -93,18 +94,12 @@ def au_pro(gts, preds, integration_limit: float = 0.3, valid=None) -> float:
 
 
 def auroc(labels, scores) -> float:
-  """Area under the ROC curve (ties count one half)."""
+  """Area under the ROC curve of binary labels (ties count one half): `ranking.roc_auc`."""
   y = np.asarray(labels, bool).ravel()
   s = np.asarray(scores, np.float64).ravel()
   if y.shape != s.shape:
     raise ValueError(f'{y.size} labels for {s.size} scores')
-  n_pos, n_neg = int(y.sum()), int((~y).sum())
-  if n_pos == 0 or n_neg == 0:
-    raise ValueError('AUROC needs both positive and negative examples')
-  if not np.all(np.isfinite(s)):
-    raise ValueError('scores contain NaN or inf')
-  ranks = stats.rankdata(s)
-  return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+  return ranking.roc_auc(y, s)
 
 
 def pair_accuracy(predicted, truth) -> float:

@@ -9,18 +9,27 @@ A project module provides (DESIGN.md, "The contract between a project and train.
   batch_spec(config, split) -> {field: jax.ShapeDtypeStruct}  GLOBAL batch shapes/dtypes
   loss_fn(params, batch, rng, *, model, config) -> (loss, {name: scalar})
   make_dataset(config, split, *, seed, process_index, process_count) -> grain dataset
-  make_evaluators(config, ctx) -> [objects with .name, .every, .run(params) -> dict]
 
 and optionally:
 
   load_pretrained(params, config) -> params  called once on a fresh run (no checkpoint)
+  predict_fns(model, config) -> {name: fn(params, batch) -> {output: array}}
+                                        what the shared evaluators (`config.evals`
+                                        entries with a `type` of jaxvision.evaluators)
+                                        run, by the name in their `pred` key
+  eval_data(config, split) -> (random-access source, preprocess fn or None)
+                                        the examples those evaluators read
+  EVALUATORS = {type: class}            paper-specific evaluator types, built like the
+                                        shared ones: class(name, cfg, ctx, predict_fns)
+                                        with `DEFAULTS`; their inference goes through
+                                        jaxvision.evaluators.inference as well
 """
 
 import importlib
 from types import ModuleType
 
 _REQUIRED = ('default_config', 'make_model', 'init_params', 'batch_spec', 'loss_fn',
-             'make_dataset', 'make_evaluators')
+             'make_dataset')
 
 
 def load_project(name: str) -> ModuleType:

@@ -17,10 +17,11 @@ from jaxvision.nn import vit
 from jaxvision.nn import vit_checkpoint
 from jaxvision.projects.classification import data
 from jaxvision.projects.classification import losses
-from jaxvision.projects.classification.evaluators import make_evaluators  # pylint: disable=unused-import
+from jaxvision.projects.classification.evaluators import eval_data  # pylint: disable=unused-import
+from jaxvision.projects.classification.evaluators import predict_fns  # pylint: disable=unused-import
 
 __all__ = ['default_config', 'make_model', 'init_params', 'batch_spec', 'loss_fn',
-           'make_dataset', 'make_evaluators', 'load_pretrained']
+           'make_dataset', 'predict_fns', 'eval_data', 'load_pretrained']
 
 
 def default_config() -> ml_collections.ConfigDict:

@@ -15,10 +15,10 @@ import ml_collections
 from jaxvision import config as config_lib
 from jaxvision.projects.couplap import benchmark_data
 from jaxvision.projects.couplap import model as model_lib
-from jaxvision.projects.couplap.evaluators import make_evaluators  # pylint: disable=unused-import
+from jaxvision.projects.couplap.evaluators import EVALUATORS  # pylint: disable=unused-import
 
 __all__ = ['default_config', 'make_model', 'init_params', 'batch_spec', 'loss_fn',
-           'make_dataset', 'make_evaluators']
+           'make_dataset', 'EVALUATORS']
 
 
 def default_config() -> ml_collections.ConfigDict:

@@ -21,7 +21,6 @@ import os
 from absl import logging
 import numpy as np
 
-from jaxvision import config as config_lib
 from jaxvision.data import meshes
 from jaxvision.data import mvtec3d
 from jaxvision.metrics import anomaly as metrics
@@ -29,7 +28,7 @@ from jaxvision.projects.couplap import anomaly
 from jaxvision.projects.couplap import benchmark_data
 from jaxvision.projects.couplap import bone_side
 
-EVALUATOR_DEFAULTS = {'type': 'anomaly', 'every': 0, 'save_maps': False}
+DEFAULTS = {'type': 'anomaly', 'every': 0, 'save_maps': False}
 
 
 def anomaly_settings(cfg) -> anomaly.ADSettings:
@@ -59,7 +58,10 @@ def bse_root(input_cfg) -> str:
 class AnomalyEvaluator:
   """`run(params)` -> {'<class>/<method>/au_pro', ..., 'mean/<method>/au_pro', ...}."""
 
-  def __init__(self, name, cfg, ctx):
+  DEFAULTS = DEFAULTS
+
+  def __init__(self, name, cfg, ctx, predict_fns=None):
+    del predict_fns   # the pipeline computes its scores itself (no trained model)
     self.name, self.every = name, int(cfg.every)
     self._save = bool(cfg.save_maps)
     self._config = ctx.config
@@ -125,7 +127,10 @@ def evaluate_class(root: str, cls: str, settings: anomaly.ADSettings, methods, *
 class BSEEvaluator:
   """`run(params)` -> {'<bone>/<method>/accuracy', 'mean/<method>/accuracy', 'pairs'}."""
 
-  def __init__(self, name, cfg, ctx):
+  DEFAULTS = dict(DEFAULTS, type='bse')
+
+  def __init__(self, name, cfg, ctx, predict_fns=None):
+    del predict_fns
     self.name, self.every = name, int(cfg.every)
     self._save = bool(cfg.save_maps)
     self._config = ctx.config
@@ -179,15 +184,5 @@ def _save_json(workdir, name, obj):
     json.dump(obj, fh, indent=1, default=float)
 
 
-def make_evaluators(config, ctx):
-  out = []
-  for name, cfg in config.evals.items():
-    cfg = config_lib.check_keys(cfg, EVALUATOR_DEFAULTS, f'config.evals.{name}')
-    if cfg.type == 'anomaly':
-      out.append(AnomalyEvaluator(name, cfg, ctx))
-    elif cfg.type == 'bse':
-      out.append(BSEEvaluator(name, cfg, ctx))
-    else:
-      raise config_lib.ConfigError(
-          f"config.evals.{name}.type={cfg.type!r}; this project knows 'anomaly' and 'bse'")
-  return out
+# The project's own `config.evals` types (jaxvision.evaluators builds them).
+EVALUATORS = {'anomaly': AnomalyEvaluator, 'bse': BSEEvaluator}

@@ -20,10 +20,10 @@ from jaxvision.projects.flowmdm import data
 from jaxvision.projects.flowmdm import diffusion as diffusion_lib
 from jaxvision.projects.flowmdm import model as model_lib
 from jaxvision.projects.flowmdm import text as text_lib
-from jaxvision.projects.flowmdm.evaluators import make_evaluators  # pylint: disable=unused-import
+from jaxvision.projects.flowmdm.evaluators import EVALUATORS  # pylint: disable=unused-import
 
 __all__ = ['default_config', 'make_model', 'init_params', 'batch_spec', 'loss_fn',
-           'make_dataset', 'make_evaluators', 'load_pretrained']
+           'make_dataset', 'EVALUATORS', 'load_pretrained']
 
 
 def default_config() -> ml_collections.ConfigDict:

@@ -34,7 +34,7 @@ from jaxvision.projects.flowmdm import diffusion as diffusion_lib
 from jaxvision.projects.flowmdm import model as model_lib
 from jaxvision.projects.flowmdm import sampling
 
-COMPOSITION_DEFAULTS = {
+DEFAULTS = {
     'type': 'composition',
     'every': 0,
     'split': 'test',
@@ -126,9 +126,17 @@ def read_compositions(path):
 
 
 class CompositionEvaluator:
-  """Samples compositions and reports PJ / AUJ (see the module docstring)."""
+  """Samples compositions and reports PJ / AUJ (see the module docstring).
 
-  def __init__(self, name, cfg, ctx):
+  Its sampler is jitted here rather than run through `jaxvision.evaluators.inference`:
+  the sampler draws each denoising step's noise for the whole batch, so padding a
+  batch of compositions to the data-parallel size would change every sample.
+  """
+
+  DEFAULTS = DEFAULTS
+
+  def __init__(self, name, cfg, ctx, predict_fns=None):
+    del predict_fns
     self.name, self.every, self.cfg, self.ctx = name, int(cfg.every), cfg, ctx
     run = ctx.config
     self.records = data_lib.load_records(run.input, cfg.split)
@@ -234,13 +242,5 @@ class CompositionEvaluator:
     return results
 
 
-def make_evaluators(config, ctx):
-  out = []
-  for name, cfg in config.evals.items():
-    kind = cfg.get('type', 'composition')
-    if kind != 'composition':
-      raise config_lib.ConfigError(f"config.evals.{name}.type={kind!r}; this project knows "
-                                   "'composition'")
-    out.append(CompositionEvaluator(name, config_lib.check_keys(cfg, COMPOSITION_DEFAULTS,
-                                                                f'config.evals.{name}'), ctx))
-  return out
+# The project's own `config.evals` type (jaxvision.evaluators builds it).
+EVALUATORS = {'composition': CompositionEvaluator}

@@ -3,10 +3,10 @@
 A frozen backbone's feature grids (cached once, `data.py`, `backbones.py`) train a
 lightweight MAP head (`model.py`) with FroFA — image augmentations applied to the
 features after min-max mapping them into an image range (`mapping.py`, `augment.py`,
-`ops_*.py`) — inside the jitted train step; evaluation reports the head's accuracy and
-the closed-form linear probe (`evaluators.py`).  `study.py` runs the few-shot protocol
-(shots x seeds x methods, hyper-parameters picked on val, test mean ± std).  See
-README.md in this folder.
+`ops_*.py`) — inside the jitted train step; the shared evaluators report the head's
+accuracy and the closed-form linear probe (`evaluators.py`).  `study.py` runs the
+few-shot protocol (shots x seeds x methods, hyper-parameters picked on val, test
+mean ± std).  See README.md in this folder.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from jaxvision.projects.frofa import augment
 from jaxvision.projects.frofa import backbones
 from jaxvision.projects.frofa import data
 from jaxvision.projects.frofa import model as model_lib
-from jaxvision.projects.frofa.evaluators import make_evaluators  # pylint: disable=unused-import
+from jaxvision.projects.frofa.evaluators import eval_data  # pylint: disable=unused-import
+from jaxvision.projects.frofa.evaluators import predict_fns  # pylint: disable=unused-import
 
 __all__ = ['default_config', 'make_model', 'init_params', 'batch_spec', 'loss_fn',
-           'make_dataset', 'make_evaluators']
+           'make_dataset', 'predict_fns', 'eval_data']
 
 
 def default_config() -> ml_collections.ConfigDict:

@@ -1,89 +1,51 @@
-"""FroFA evaluators: MAP-head top-1 accuracy on a cached split, and the closed-form
-L2-regularised linear probe (`jaxvision.metrics.linear_probe`) fitted on the same k-shot
-training set, on average-pooled feature grids (the paper's linear-probe baseline)."""
+"""What the shared evaluators (`jaxvision.evaluators`) run for FroFA.
+
+`predict`: the MAP head's logits on cached feature grids (`type='classification'`:
+top-1 accuracy and softmax cross-entropy); `features`: the cached grids average-pooled
+to one vector per image, for the closed-form L2-regularised linear probe
+(`type='linear_probe'` with `train_split='fewshot'`: fitted on the same k-shot training
+set as the head; the paper's linear-probe baseline).  The parameters play no part in
+`features`: the backbone is frozen and its features are cached.
+
+Evaluation splits are the cached roles: 'fewshot' (the k-shot training set), 'train'
+(the whole cached pool), 'val' and 'test'.
+"""
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxvision import config as config_lib
-from jaxvision import evaluation
-from jaxvision.data import pipeline
 from jaxvision.data.sources import ArraySource
-from jaxvision.metrics import linear_probe
 from jaxvision.projects.frofa import data
 
-EVALUATOR_DEFAULTS = {
-    'type': 'accuracy',     # 'accuracy' (the trained head) | 'linear_probe'
-    'split': 'test',        # a cached role: 'val' or 'test'
-    'every': 0,
-    'batch_size': 256,
-    'l2_regs': (2.0 ** 10,),  # linear_probe: every value is reported; the first is 'accuracy'
-}
+SPLITS = ('fewshot', 'train', 'val', 'test')
 
 
-class AccuracyEvaluator:
-  """`run(params)` -> {'accuracy', 'loss', 'count'} of the head over a whole cached split."""
+def predict_fns(model, config):
+  del config
 
-  def __init__(self, name, cfg, ctx: evaluation.EvalContext):
-    self.name, self.every, self._cfg, self._ctx = name, int(cfg.every), cfg, ctx
-    self._source = ArraySource(data.load_role(ctx.config.input, cfg.split))
+  def predict(params, batch):
+    return {'logits': model.apply({'params': params}, batch['features'], train=False)}
 
-  def _per_example(self, params, batch):
-    logits = self._ctx.model.apply({'params': params}, batch['features'], train=False)
-    labels = batch['label']
-    logp = logits - jnp.max(logits, -1, keepdims=True)
-    logp = logp - jnp.log(jnp.sum(jnp.exp(logp), -1, keepdims=True))
-    loss = -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
-    return {'correct': jnp.argmax(logits, -1) == labels, 'loss': loss}
-
-  def run(self, params):
-    ctx = self._ctx
-    batches = iter(pipeline.eval_dataset(
-        self._source, global_batch_size=self._cfg.batch_size,
-        process_index=ctx.process_index, process_count=ctx.process_count))
-    sums = evaluation.sum_over_dataset(ctx, batches, self._per_example, params)
-    n = max(sums['count'], 1.0)
-    return {'accuracy': sums['correct'] / n, 'loss': sums['loss'] / n, 'count': sums['count']}
-
-
-class LinearProbeEvaluator:
-  """Closed-form probe on the k-shot train set's mean-pooled features (params unused)."""
-
-  def __init__(self, name, cfg, ctx: evaluation.EvalContext):
-    self.name, self.every, self._cfg = name, int(cfg.every), cfg
-    input_cfg = ctx.config.input
-    train = data.fewshot_train(input_cfg)
-    test = data.load_role(input_cfg, cfg.split)
-    pool = lambda f: f.reshape(f.shape[0], -1, f.shape[-1]).mean(1)
-    self._cache = linear_probe.fit(pool(train['features']), train['label'],
-                                   input_cfg.num_classes)
-    self._x, self._y = pool(test['features']), test['label']
-    if not self._cfg.l2_regs:
-      raise config_lib.ConfigError(f'config.evals.{name}.l2_regs is empty')
-
-  def run(self, params):
+  def features(params, batch):
     del params
-    out = {f'l2_{float(l2):g}': linear_probe.accuracy(self._cache, self._x, self._y, float(l2))
-           for l2 in self._cfg.l2_regs}
-    out['accuracy'] = out[f'l2_{float(self._cfg.l2_regs[0]):g}']
-    out['count'] = float(len(self._y))
-    return out
+    f = batch['features'].astype(jnp.float32)
+    f = f.reshape(f.shape[0], -1, f.shape[-1])
+    # Summed position by position, in order (numpy's order for this reduction), so the
+    # probe's numbers equal those of the cached-array path (`study.py`) bit for bit.
+    total = jax.lax.scan(lambda acc, x: (acc + x, None), jnp.zeros_like(f[:, 0]),
+                         jnp.swapaxes(f, 0, 1))[0]
+    return {'features': total / f.shape[1]}
+
+  return {'predict': predict, 'features': features}
 
 
-def make_evaluators(config, ctx):
-  out = []
-  for name, cfg in config.evals.items():
-    cfg = config_lib.check_keys(cfg, EVALUATOR_DEFAULTS, f'config.evals.{name}')
-    if cfg.split not in ('val', 'test', 'train'):
-      raise config_lib.ConfigError(f"config.evals.{name}.split={cfg.split!r}; use 'val', "
-                                   "'test' or 'train' (the cached roles)")
-    if cfg.type == 'accuracy':
-      out.append(AccuracyEvaluator(name, cfg, ctx))
-    elif cfg.type == 'linear_probe':
-      out.append(LinearProbeEvaluator(name, cfg, ctx))
-    else:
-      raise config_lib.ConfigError(f"config.evals.{name}.type={cfg.type!r}; valid: "
-                                   "'accuracy', 'linear_probe'")
-  return out
+def eval_data(config, split: str):
+  if split not in SPLITS:
+    raise config_lib.ConfigError(f'FroFA evaluates on the cached roles {SPLITS}, not split '
+                                 f'{split!r} (config.evals.*.split)')
+  arrays = data.fewshot_train(config.input) if split == 'fewshot' else data.load_role(
+      config.input, split)
+  return ArraySource(arrays), None

@@ -113,5 +113,6 @@ def test_contract_and_clear_errors():
     couplap.make_dataset(c, 'train', seed=0, process_index=0, process_count=1)
   bad = ml_collections.ConfigDict({'project': 'couplap', 'total_steps': 0,
                                    'evals': {'x': {'type': 'segmentation'}}})
-  with pytest.raises(config_lib.ConfigError, match="knows 'anomaly'"):
+  with pytest.raises(config_lib.ConfigError, match="type='segmentation'.*own evaluator types: "
+                     "'anomaly', 'bse'"):
     train.train(bad, '/tmp/couplap_bad_config')

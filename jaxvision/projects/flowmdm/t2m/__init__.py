@@ -29,12 +29,14 @@ import numpy as np
 
 from jaxvision import config as config_lib
 from jaxvision.data import pipeline
+from jaxvision.data.sources import ArraySource
 from jaxvision.data import word_vectors as wv
+from jaxvision.evaluators import inference
 from jaxvision.nn import t2m_evaluator as te
 from jaxvision.projects.flowmdm import data as fm_data
 
 __all__ = ['default_config', 'make_model', 'init_params', 'batch_spec', 'loss_fn',
-           'make_dataset', 'make_evaluators']
+           'make_dataset', 'EVALUATORS']
 
 POS_SIZE = len(te.POS_ENUMERATOR)
 
@@ -170,48 +172,58 @@ def make_dataset(config, split, *, seed, process_index, process_count):
 
 
 class MatchingEvaluator:
-  """R-precision and matching score of the evaluator itself on ground-truth pairs."""
+  """R-precision and matching score of the evaluator itself on ground-truth pairs.
 
-  def __init__(self, name, cfg, ctx):
+  Every (motion, caption) pair of the split is embedded through the shared sharded
+  inference (`jaxvision.evaluators.inference`), then scored in upstream's groups of
+  `batch_size` (`jaxvision.metrics.generation.matching_metrics`).
+  """
+
+  DEFAULTS = {'type': 'matching', 'split': 'test', 'every': 0, 'batch_size': 32}
+
+  def __init__(self, name, cfg, ctx, predict_fns=None):
+    del predict_fns
     self.name, self.every, self.ctx, self.cfg = name, int(cfg.every), ctx, cfg
     run = ctx.config
     fm_input = ml_collections.ConfigDict(dict(run.input.to_dict(), window_frames=200,
                                               max_segments=1))
-    self.records = fm_data.load_records(fm_input, cfg.split)
-    self.tokens = caption_tokens(run.input, cfg.split)
-    words = sorted({t.split('/')[0] for toks in self.tokens.values() for t in toks})
-    self.vectors = word_vector_table(run.input.word_vectors, tuple(words))
-
-  def run(self, params):
-    from jaxvision.metrics import generation  # pylint: disable=g-import-not-at-top
-    run, ev = self.ctx.config, self.ctx.model.evaluator
+    records = fm_data.load_records(fm_input, cfg.split)
+    tokens = caption_tokens(run.input, cfg.split)
+    words = sorted({t.split('/')[0] for toks in tokens.values() for t in toks})
+    vectors = word_vector_table(run.input.word_vectors, tuple(words))
     unit, t_max = run.model.unit_length, run.input.max_frames
-    words, pos, tlen, motion, mlen, captions = [], [], [], [], [], []
-    for rec in self.records:
+    fields = {k: [] for k in ('words', 'pos', 'tlen', 'motion', 'mlen')}
+    self.captions = []
+    for rec in records:
       for caption in rec.texts:
-        w, p, n = te.text_features(self.tokens[caption], self.vectors, run.input.max_text_len)
+        w, p, n = te.text_features(tokens[caption], vectors, run.input.max_text_len)
         m = np.zeros((t_max, rec.motion.shape[1]), np.float32)
         length = min(len(rec.motion), t_max) // unit * unit
         m[:length] = rec.motion[:length]
-        words.append(w), pos.append(p), tlen.append(n), motion.append(m), mlen.append(length)
-        captions.append(caption)
-    apply = jax.jit(lambda prm, *a: ev.apply({'params': prm['evaluator']}, *a))
-    text_emb, motion_emb = apply(params, *(jnp.asarray(np.stack(x)) for x in
-                                           (words, pos, tlen, motion, mlen)))
-    batch = min(self.cfg.batch_size, len(captions))
-    out = generation.matching_metrics(np.asarray(text_emb), np.asarray(motion_emb),
-                                      batch_size=batch, captions=captions)
+        for k, v in zip(fields, (w, p, n, m, length)):
+          fields[k].append(v)
+        self.captions.append(caption)
+    self.source = ArraySource({k: np.stack(v) for k, v in fields.items()})
+    ev = ctx.model.evaluator
+
+    def embed(params, batch):
+      text_emb, motion_emb = ev.apply({'params': params['evaluator']}, batch['words'],
+                                      batch['pos'], batch['tlen'], batch['motion'], batch['mlen'])
+      return {'text': text_emb, 'motion': motion_emb}
+
+    self._batches = lambda: inference.dataset_batches(ctx, self.source,
+                                                      batch_size=int(cfg.batch_size))
+    self.infer = inference.Inference(ctx, embed)
+
+  def run(self, params):
+    from jaxvision.metrics import generation  # pylint: disable=g-import-not-at-top
+    emb = self.infer.predict(params, self._batches())
+    batch = min(self.cfg.batch_size, len(self.captions))
+    out = generation.matching_metrics(emb['text'], emb['motion'], batch_size=batch,
+                                      captions=self.captions)
     return {'r_precision_top1': out['r_precision'][0], 'r_precision_top2': out['r_precision'][1],
             'r_precision_top3': out['r_precision'][2], 'matching_score': out['matching_score']}
 
 
-def make_evaluators(config, ctx):
-  out = []
-  for name, cfg in config.evals.items():
-    cfg = config_lib.check_keys(cfg, {'type': 'matching', 'split': 'test', 'every': 0,
-                                      'batch_size': 32}, f'config.evals.{name}')
-    if cfg.type != 'matching':
-      raise config_lib.ConfigError(f"config.evals.{name}.type={cfg.type!r}; flowmdm.t2m knows "
-                                   "'matching'")
-    out.append(MatchingEvaluator(name, cfg, ctx))
-  return out
+# The project's own `config.evals` type (jaxvision.evaluators builds it).
+EVALUATORS = {'matching': MatchingEvaluator}
