@@ -88,28 +88,36 @@ def build_shape(name: str, targets, rotations, num_vertices: int, seed: int,
   return verts, faces, cluster, keep
 
 
-def _fingerprint(num_vertices: int) -> str:
-  payload = json.dumps({'v': LAYOUT_VERSION, 'n': num_vertices, 'shapes': SHAPES},
-                       sort_keys=True)
+def _fingerprint(num_vertices: int, names) -> str:
+  payload = json.dumps({'v': LAYOUT_VERSION, 'n': num_vertices,
+                        'shapes': {n: SHAPES[n] for n in names}}, sort_keys=True)
   return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def ensure_benchmark(cache_dir: str | None = None, num_vertices: int = 500,
                      names=None) -> str:
-  """Writes the layout once (all of SHAPES); returns its folder."""
-  folder = os.path.join(cache_dir or default_cache_dir(), f'hybrid_fmaps_anny_{num_vertices}')
+  """Writes the layout once (`names`, default all of SHAPES); returns its folder."""
+  names = sorted(names or SHAPES)
+  unknown = sorted(set(names) - set(SHAPES))
+  if unknown:
+    raise ValueError(f'unknown embedded bodies {unknown}; available: {sorted(SHAPES)}')
+  tag = '' if names == sorted(SHAPES) else '_' + _fingerprint(num_vertices, names)[:8]
+  folder = os.path.join(cache_dir or default_cache_dir(),
+                        f'hybrid_fmaps_anny_{num_vertices}{tag}')
   stamp = os.path.join(folder, 'VERSION')
   if os.path.exists(stamp):
     with open(stamp) as f:
-      if f.read().strip() == _fingerprint(num_vertices):
+      if f.read().strip() == _fingerprint(num_vertices, names):
         return folder
   os.makedirs(os.path.join(folder, 'shapes'), exist_ok=True)
   os.makedirs(os.path.join(folder, 'corres'), exist_ok=True)
-  for seed, (name, (targets, rotations)) in enumerate(sorted(SHAPES.items())):
+  for name in names:
+    targets, rotations = SHAPES[name]
+    seed = sorted(SHAPES).index(name)        # per-shape remeshing seed
     verts, faces, corr, _ = build_shape(name, targets, rotations, num_vertices, seed)
     meshes.write_off(os.path.join(folder, 'shapes', name + '.off'), verts, faces)
     data.write_vts(os.path.join(folder, 'corres', name + '.vts'), corr)
   with open(stamp + '.tmp', 'w') as f:
-    f.write(_fingerprint(num_vertices))
+    f.write(_fingerprint(num_vertices, names))
   os.replace(stamp + '.tmp', stamp)
   return folder
