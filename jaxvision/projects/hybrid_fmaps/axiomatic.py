@@ -12,6 +12,8 @@ hybrid_zoomout` (facts, not code).  Built from the shared geometry modules:
 4. an initial fmap at k_init: the regularised LB solve (resolvent mask, λ = 100) for the
    LBO part and, for `hybrid`, the elastic Kronecker solve (λ = 50) for the elastic part;
    converted to a point map (the hybrid conversion concatenates both embeddings);
+   `init='lbo'` starts both pipelines from the same LBO-only initial map (an ablation
+   isolating the refinement);
 5. ZoomOut from k_init to the total basis size (LBO only) or hybrid ZoomOut from
    (k_init_lbo, k_init_elastic) to (k_lbo, k_elastic).
 
@@ -48,10 +50,13 @@ class Settings:
   lbo_lambda: float = 100.0
   elastic_lambda: float = 50.0
   bending_weight: float = 1e-2
+  init: str = 'own'           # 'own': initial fmap in the basis; 'lbo': LBO-only for both
 
   def check(self):
     if self.basis not in BASES:
       raise ValueError(f'basis={self.basis!r}; expected one of {BASES}')
+    if self.init not in ('own', 'lbo'):
+      raise ValueError(f"init={self.init!r}; expected 'own' or 'lbo'")
     if self.basis == 'hybrid' and not (1 <= self.k_init_lbo <= self.k_lbo
                                        and 1 <= self.k_init_elastic <= self.k_elastic):
       raise ValueError(f'hybrid: need 1 <= k_init <= k per part, got k_init=('
@@ -97,7 +102,7 @@ def initial_pointmap(x: Prepared, y: Prepared, s: Settings) -> np.ndarray:
   with jax.enable_x64():
     c_lbo = np.asarray(fmap_solvers.regularized_fmap(
         x.wks, y.wks, lx.evals, ly.evals, lx.pinv, ly.pinv, lmbda=s.lbo_lambda))
-    if s.basis == 'lbo':
+    if s.basis == 'lbo' or s.init == 'lbo':
       return pointmaps.fmap_to_pointmap(c_lbo, lx.evecs, ly.evecs)
     ex = spectral.trim(x.elastic, s.k_init_elastic)
     ey = spectral.trim(y.elastic, s.k_init_elastic)

@@ -30,7 +30,7 @@ DEFAULTS = {
     'type': 'axiomatic', 'every': 0, 'bases': ('lbo', 'hybrid'),
     'k_lbo': 140, 'k_elastic': 60, 'k_init_lbo': 20, 'k_init_elastic': 10,
     'n_descr': 100, 'n_eig_descr': 50, 'lbo_lambda': 100.0, 'elastic_lambda': 50.0,
-    'bending_weight': 1e-2, 'max_threshold': 0.2, 'num_thresholds': 41,
+    'bending_weight': 1e-2, 'init': 'own', 'max_threshold': 0.2, 'num_thresholds': 41,
     'report_at': (0.05, 0.1), 'scale': 100.0,
 }
 
@@ -65,7 +65,7 @@ class AxiomaticEvaluator:
         k_init_lbo=int(c.k_init_lbo), k_init_elastic=int(c.k_init_elastic),
         n_descr=int(c.n_descr), n_eig_descr=int(c.n_eig_descr),
         lbo_lambda=float(c.lbo_lambda), elastic_lambda=float(c.elastic_lambda),
-        bending_weight=float(c.bending_weight))
+        bending_weight=float(c.bending_weight), init=str(c.init))
 
   def pairs(self, shapes):
     p = data.pairs(sorted(shapes), ordered=bool(self.input_cfg.ordered))
