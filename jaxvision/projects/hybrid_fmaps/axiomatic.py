@@ -13,7 +13,8 @@ hybrid_zoomout` (facts, not code).  Built from the shared geometry modules:
    LBO part and, for `hybrid`, the elastic Kronecker solve (λ = 50) for the elastic part;
    converted to a point map (the hybrid conversion concatenates both embeddings);
    `init='lbo'` starts both pipelines from the same LBO-only initial map (an ablation
-   isolating the refinement);
+   isolating the refinement); `init='given'` refines a caller's point map (the
+   evaluator's `perturbed_truth`: the true map with a fraction of random vertices);
 5. ZoomOut from k_init to the total basis size (LBO only) or hybrid ZoomOut from
    (k_init_lbo, k_init_elastic) to (k_lbo, k_elastic).
 
@@ -36,6 +37,7 @@ from jaxvision.geometry import spectral
 from jaxvision.geometry import zoomout
 
 BASES = ('lbo', 'hybrid')
+INITS = ('own', 'lbo', 'given')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,13 +52,14 @@ class Settings:
   lbo_lambda: float = 100.0
   elastic_lambda: float = 50.0
   bending_weight: float = 1e-2
-  init: str = 'own'           # 'own': initial fmap in the basis; 'lbo': LBO-only for both
+  init: str = 'own'           # 'own': initial fmap in the basis; 'lbo': LBO-only for both;
+                              # 'given': the caller's initial point map (match_prepared)
 
   def check(self):
     if self.basis not in BASES:
       raise ValueError(f'basis={self.basis!r}; expected one of {BASES}')
-    if self.init not in ('own', 'lbo'):
-      raise ValueError(f"init={self.init!r}; expected 'own' or 'lbo'")
+    if self.init not in INITS:
+      raise ValueError(f'init={self.init!r}; expected one of {INITS}')
     if self.basis == 'hybrid' and not (1 <= self.k_init_lbo <= self.k_lbo
                                        and 1 <= self.k_init_elastic <= self.k_elastic):
       raise ValueError(f'hybrid: need 1 <= k_init <= k per part, got k_init=('
@@ -123,9 +126,11 @@ def refine(p2p, x: Prepared, y: Prepared, s: Settings) -> np.ndarray:
                                 k_final=(s.k_lbo, s.k_elastic))
 
 
-def match_prepared(x: Prepared, y: Prepared, s: Settings) -> np.ndarray:
+def match_prepared(x: Prepared, y: Prepared, s: Settings, init_p2p=None) -> np.ndarray:
   """p2p (n_y,): for every target vertex the index of its source vertex."""
-  return refine(initial_pointmap(x, y, s), x, y, s)
+  if (s.init == 'given') != (init_p2p is not None):
+    raise ValueError("pass init_p2p exactly when init='given'")
+  return refine(initial_pointmap(x, y, s) if init_p2p is None else init_p2p, x, y, s)
 
 
 def match(verts_x, faces_x, verts_y, faces_y, s: Settings) -> np.ndarray:
