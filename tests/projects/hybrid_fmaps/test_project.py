@@ -54,3 +54,15 @@ def test_tiny_config_gives_finite_numbers():
   for basis in ('lbo', 'hybrid'):
     assert np.isfinite(out[f'{basis}/mean_error']) and out[f'{basis}/mean_error'] >= 0
     assert 0.0 <= out[f'{basis}/auc'] <= 1.0
+
+
+def test_perturbed_truth_without_noise_is_the_true_map():
+  from jaxvision.projects.hybrid_fmaps import data, evaluators  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  corr_x, corr_y = rng.permutation(7), rng.permutation(7)
+  x = data.Shape('x', np.zeros((7, 3)), np.zeros((1, 3), np.int64), corr_x)
+  y = data.Shape('y', np.zeros((7, 3)), np.zeros((1, 3), np.int64), corr_y)
+  p2p = evaluators.perturbed_truth(x, y, 0.0, seed=0)
+  np.testing.assert_array_equal(p2p[corr_y], corr_x)
+  noisy = evaluators.perturbed_truth(x, y, 1.0, seed=0)
+  assert noisy.min() >= 0 and noisy.max() < 7
