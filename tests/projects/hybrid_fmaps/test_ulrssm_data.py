@@ -44,3 +44,17 @@ def test_layout_loads_shapes_and_refuses_mismatched_templates(tmp_path):
     data.load_shapes(str(tmp_path))
   assert data.pairs(['a', 'b', 'c']) == [('a', 'b'), ('a', 'c'), ('b', 'c')]
   assert len(data.pairs(['a', 'b', 'c'], ordered=True)) == 6
+
+
+def test_obj_groups(tmp_path):
+  path = tmp_path / 'g.obj'
+  path.write_text('v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\n'
+                  'g skin\nf 1 2 3\ng joint-x\nf 1 3 4\nf 2 3 4\n')
+  v, f = meshes.read_obj(str(path), group='skin')
+  assert len(v) == 4
+  np.testing.assert_array_equal(f, [[0, 1, 2]])
+  groups = meshes.obj_group_vertices(str(path))
+  np.testing.assert_array_equal(groups['joint-x'], [0, 1, 2, 3])
+  np.testing.assert_array_equal(groups['skin'], [0, 1, 2])
+  with pytest.raises(DataFileError, match="no faces in group 'hands'"):
+    meshes.read_obj(str(path), group='hands')
