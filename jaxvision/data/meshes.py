@@ -129,14 +129,18 @@ def _index(path, tok, lineno, nverts):
   return i - 1 if i > 0 else nverts + i
 
 
-def read_obj(path: str, *, degenerate: str = 'drop'):
+def read_obj(path: str, *, degenerate: str = 'drop', group: str | None = None):
+  """An .obj mesh; `group` keeps only the faces after `g <group>` lines (all vertices kept)."""
   verts, polys, arity = [], [], None
+  current = None
   with open(path, 'r', errors='replace') as fh:
     for lineno, line in enumerate(fh, 1):
       w = line.split()
       if not w:
         continue
-      if w[0] == 'v':
+      if w[0] == 'g':
+        current = ' '.join(w[1:])
+      elif w[0] == 'v':
         if len(w) - 1 < 3:
           raise DataFileError(path, f'line {lineno}: a vertex needs x y z, got {len(w) - 1} '
                               f'coordinates: {line.strip()[:80]!r}')
@@ -146,9 +150,39 @@ def read_obj(path: str, *, degenerate: str = 'drop'):
           raise DataFileError(path, f'line {lineno}: vertex with {len(w) - 1} values, but '
                               f'line {arity[1]} has {arity[0]} (mixed vertex arity)')
         verts.append(_floats(path, w[1:4], lineno))
-      elif w[0] == 'f':
+      elif w[0] == 'f' and (group is None or current == group):
         polys.append([_index(path, t, lineno, len(verts)) for t in w[1:]])
+  if group is not None and not polys:
+    raise DataFileError(path, f'no faces in group {group!r}')
   return _check_mesh(np.asarray(verts, np.float64).reshape(-1, 3), polys, path, degenerate)
+
+
+def obj_group_vertices(path: str) -> dict[str, np.ndarray]:
+  """{group name: sorted 0-based indices of the vertices its faces use} of an .obj file."""
+  groups, current, nverts = {}, None, 0
+  with open(path, 'r', errors='replace') as fh:
+    for lineno, line in enumerate(fh, 1):
+      w = line.split()
+      if not w:
+        continue
+      if w[0] == 'v':
+        nverts += 1
+      elif w[0] == 'g':
+        current = ' '.join(w[1:])
+      elif w[0] == 'f':
+        groups.setdefault(current, set()).update(_index(path, t, lineno, nverts) for t in w[1:])
+  return {g: np.asarray(sorted(v), np.int64) for g, v in groups.items()}
+
+
+def write_off(path: str, vertices, faces) -> None:
+  """Writes an ASCII .off triangle mesh (17 significant digits: read_off round-trips it)."""
+  v = np.asarray(vertices, np.float64)
+  f = np.asarray(faces, np.int64)
+  lines = ['OFF', f'{len(v)} {len(f)} 0']
+  lines += [f'{x:.17g} {y:.17g} {z:.17g}' for x, y, z in v]
+  lines += [f'3 {a} {b} {c}' for a, b, c in f]
+  with open(path, 'w') as fh:
+    fh.write('\n'.join(lines) + '\n')
 
 
 def read_stl(path: str, *, degenerate: str = 'drop'):

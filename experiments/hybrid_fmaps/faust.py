@@ -1,0 +1,22 @@
+r"""Hybrid Functional Maps, axiomatic, FAUST_r (ULRSSM release) — the upstream setting.
+
+  ULRSSM_DATA=/path/to/data python -m jaxvision.train \
+      --config=experiments/hybrid_fmaps/faust.py --workdir=workdirs/hfm_faust
+
+ZoomOut with 200 LBO functions vs hybrid ZoomOut with 140 LBO + 60 elastic (the Hybrid
+ULRSSM sizes), WKS from 50 LBO eigenpairs, on the 20 test shapes tr_reg_080..099 (190
+pairs).  `data_dir` = `$ULRSSM_DATA/FAUST_r` (shapes/*.off + corres/*.vts).
+"""
+
+from jaxvision.config import with_defaults
+from jaxvision.projects.hybrid_fmaps import configs as common
+
+
+def make_config(arg=None):
+  del arg
+  return common.make(data_dir=common.ulrssm_dir('FAUST_r'),
+                     shapes=tuple(f'tr_reg_{i:03d}' for i in range(80, 100)))
+
+
+def get_config(arg=None):
+  return with_defaults(make_config(arg))

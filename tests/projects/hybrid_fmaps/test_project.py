@@ -1,0 +1,68 @@
+"""The evaluate-only project contract and the evaluator on the tiny config."""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from jaxvision import config as config_lib
+from jaxvision.projects import hybrid_fmaps
+from jaxvision.projects.hybrid_fmaps import configs
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+
+
+def _experiment(name):
+  spec = importlib.util.spec_from_file_location(
+      name, os.path.join(REPO, 'experiments', 'hybrid_fmaps', f'{name}.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_contract():
+  assert hybrid_fmaps.kind == 'evaluate_only'
+  for name in ('make_model', 'loss_fn', 'make_dataset', 'init_params', 'batch_spec'):
+    assert not hasattr(hybrid_fmaps, name)
+  c = hybrid_fmaps.default_config()
+  assert set(c) == {'input', 'evals'}
+
+
+def test_unknown_eval_type_and_key_are_refused():
+  c = hybrid_fmaps.default_config()
+  c.evals.axiomatic.type = 'learned'
+  with pytest.raises(config_lib.ConfigError, match='type'):
+    hybrid_fmaps.make_evaluators(c, None)
+  c = hybrid_fmaps.default_config()
+  c.evals.axiomatic.k_lbos = 3
+  with pytest.raises(config_lib.ConfigError, match='k_lbos'):
+    hybrid_fmaps.make_evaluators(c, None)
+
+
+def test_upstream_configs_point_at_the_release():
+  for name, folder in (('faust', 'FAUST_r'), ('scape', 'SCAPE_r'), ('smal', 'SMAL_r')):
+    c = _experiment(name).make_config()
+    assert c.input.data_dir.endswith(folder)
+    assert (c.evals.axiomatic.k_lbo, c.evals.axiomatic.k_elastic) == (140, 60)
+
+
+def test_tiny_config_gives_finite_numbers():
+  c = _experiment('tiny').make_config('test')
+  out = configs.run_evaluators(c)['axiomatic']
+  assert out['pairs'] == 1.0
+  for basis in ('lbo', 'hybrid'):
+    assert np.isfinite(out[f'{basis}/mean_error']) and out[f'{basis}/mean_error'] >= 0
+    assert 0.0 <= out[f'{basis}/auc'] <= 1.0
+
+
+def test_perturbed_truth_without_noise_is_the_true_map():
+  from jaxvision.projects.hybrid_fmaps import data, evaluators  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  corr_x, corr_y = rng.permutation(7), rng.permutation(7)
+  x = data.Shape('x', np.zeros((7, 3)), np.zeros((1, 3), np.int64), corr_x)
+  y = data.Shape('y', np.zeros((7, 3)), np.zeros((1, 3), np.int64), corr_y)
+  p2p = evaluators.perturbed_truth(x, y, 0.0, seed=0)
+  np.testing.assert_array_equal(p2p[corr_y], corr_x)
+  noisy = evaluators.perturbed_truth(x, y, 1.0, seed=0)
+  assert noisy.min() >= 0 and noisy.max() < 7
