@@ -12,11 +12,11 @@ from jaxvision.config import with_defaults
 from jaxvision.projects.hybrid_fmaps import configs as common
 
 
-def make_config(arg=None):
+def _config(arg=None):
   del arg
   return common.make(data_dir=common.ulrssm_dir('FAUST_r'),
                      shapes=tuple(f'tr_reg_{i:03d}' for i in range(80, 100)))
 
 
 def get_config(arg=None):
-  return with_defaults(make_config(arg))
+  return with_defaults(_config(arg))

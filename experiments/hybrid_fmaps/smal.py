@@ -12,10 +12,10 @@ from jaxvision.config import with_defaults
 from jaxvision.projects.hybrid_fmaps import configs as common
 
 
-def make_config(arg=None):
+def _config(arg=None):
   del arg
   return common.make(data_dir=common.ulrssm_dir('SMAL_r'))
 
 
 def get_config(arg=None):
-  return with_defaults(make_config(arg))
+  return with_defaults(_config(arg))

@@ -15,7 +15,7 @@ from jaxvision.config import with_defaults
 from jaxvision.projects.hybrid_fmaps import configs as common
 
 
-def make_config(arg=None):
+def _config(arg=None):
   arg = parse_arg(arg, test=False, lbo_init=False, refine=False, fine=False)
   if arg.test:
     return common.make(k_lbo=20, k_elastic=10, n_eig_descr=20, num_vertices=200,
@@ -31,4 +31,4 @@ def make_config(arg=None):
 
 
 def get_config(arg=None):
-  return with_defaults(make_config(arg))
+  return with_defaults(_config(arg))

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxvision import config as config_lib
 from jaxvision.projects.hybrid_fmaps import evaluators as evaluators_lib
 
 kind = 'evaluate_only'
 
-__all__ = ['kind', 'default_config', 'make_evaluators']
+__all__ = ['kind', 'default_config', 'EVALUATORS']
+
+# Its evaluator types (`config.evals.<name>.type`): 'axiomatic'.
+EVALUATORS = evaluators_lib.EVALUATORS
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -30,18 +32,4 @@ def default_config() -> ml_collections.ConfigDict:
           'ordered': False,      # pairs: both directions (True) or combinations
           'max_pairs': 0,        # 0 = all pairs
       },
-      'evals': {'axiomatic': dict(evaluators_lib.DEFAULTS)},
   })
-
-
-def make_evaluators(config, ctx=None) -> list:
-  """One evaluator per `config.evals` entry (type 'axiomatic')."""
-  del ctx
-  out = []
-  for name, cfg in config.evals.items():
-    if cfg.get('type') not in evaluators_lib.EVALUATORS:
-      raise config_lib.ConfigError(
-          f'config.evals.{name}.type={cfg.get("type")!r}; this project provides '
-          f'{sorted(evaluators_lib.EVALUATORS)}')
-    out.append(evaluators_lib.EVALUATORS[cfg.type](name, cfg, config.input))
-  return out

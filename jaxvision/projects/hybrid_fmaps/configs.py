@@ -1,7 +1,7 @@
 """Builder of the Hybrid Functional Maps axiomatic experiment configs (evaluate-only).
 
 `make(...)` returns the unvalidated ConfigDict; each experiment's `get_config` passes
-it through `jaxvision.config.with_defaults` (needs the binary's `evaluate_only` kind).
+it through `jaxvision.config.with_defaults`.
 """
 
 import os
@@ -24,20 +24,3 @@ def make(*, data_dir='', shapes=(), k_lbo=140, k_elastic=60, n_eig_descr=50,
   c.evals = dict(axiomatic=dict(type='axiomatic', bases=tuple(bases), k_lbo=k_lbo,
                                 k_elastic=k_elastic, n_eig_descr=n_eig_descr))
   return c
-
-
-def with_project_defaults(c):
-  """`c.input` / `c.evals` over the project's defaults, without the training binary."""
-  from jaxvision.projects import hybrid_fmaps  # pylint: disable=g-import-not-at-top
-  from jaxvision.projects.hybrid_fmaps import evaluators  # pylint: disable=g-import-not-at-top
-  out = hybrid_fmaps.default_config()
-  out.input.update(c.input.to_dict())
-  out.evals = {name: {**evaluators.DEFAULTS, **e} for name, e in c.evals.to_dict().items()}
-  return out
-
-
-def run_evaluators(c) -> dict[str, dict[str, float]]:
-  """{evaluator name: metrics} of a config, run directly (what the binary does)."""
-  from jaxvision.projects import hybrid_fmaps  # pylint: disable=g-import-not-at-top
-  full = with_project_defaults(c)
-  return {e.name: e.run(None) for e in hybrid_fmaps.make_evaluators(full, None)}

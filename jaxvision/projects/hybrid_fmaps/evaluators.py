@@ -30,7 +30,7 @@ from jaxvision.projects.hybrid_fmaps import benchmark
 from jaxvision.projects.hybrid_fmaps import data
 
 DEFAULTS = {
-    'type': 'axiomatic', 'every': 0, 'bases': ('lbo', 'hybrid'),
+    'type': config_lib.REQUIRED, 'every': 0, 'bases': ('lbo', 'hybrid'),
     'k_lbo': 140, 'k_elastic': 60, 'k_init_lbo': 20, 'k_init_elastic': 10,
     'n_descr': 100, 'n_eig_descr': 50, 'lbo_lambda': 100.0, 'elastic_lambda': 50.0,
     'bending_weight': 1e-2, 'init': 'own', 'init_noise': 0.3,
@@ -65,11 +65,12 @@ def perturbed_truth(x: data.Shape, y: data.Shape, noise: float, seed: int) -> np
 class AxiomaticEvaluator:
   """`run(None)` -> {'<basis>/mean_error', '<basis>/auc', '<basis>/pck@t', 'pairs'}."""
 
-  def __init__(self, name: str, cfg, input_cfg):
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-      raise config_lib.ConfigError(f'config.evals.{name}: unknown keys {unknown}')
-    self.name, self.cfg, self.input_cfg = name, cfg, input_cfg
+  DEFAULTS = DEFAULTS
+
+  def __init__(self, name: str, cfg, ctx, predict_fns=None):
+    del predict_fns   # axiomatic: nothing learnt, nothing predicted
+    cfg = config_lib.check_keys(cfg, DEFAULTS, f'config.evals.{name}')
+    self.name, self.cfg, self.input_cfg = name, cfg, ctx.config.input
     self.every = int(cfg.every)
     if cfg.init not in INITS:
       raise config_lib.ConfigError(f'config.evals.{name}.init={cfg.init!r}; expected one of '

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from jaxvision import config as config_lib
+from jaxvision import projects
+from jaxvision import train
 from jaxvision.projects import hybrid_fmaps
-from jaxvision.projects.hybrid_fmaps import configs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 
@@ -25,31 +26,34 @@ def test_contract():
   assert hybrid_fmaps.kind == 'evaluate_only'
   for name in ('make_model', 'loss_fn', 'make_dataset', 'init_params', 'batch_spec'):
     assert not hasattr(hybrid_fmaps, name)
-  c = hybrid_fmaps.default_config()
-  assert set(c) == {'input', 'evals'}
+  assert set(hybrid_fmaps.default_config()) == {'input'}
+  projects.check_contract(hybrid_fmaps, 'hybrid_fmaps')
 
 
-def test_unknown_eval_type_and_key_are_refused():
-  c = hybrid_fmaps.default_config()
+def test_unknown_eval_type_and_key_are_refused(tmp_path):
+  c = _experiment('tiny').get_config('test')
   c.evals.axiomatic.type = 'learned'
-  with pytest.raises(config_lib.ConfigError, match='type'):
-    hybrid_fmaps.make_evaluators(c, None)
-  c = hybrid_fmaps.default_config()
+  with pytest.raises(config_lib.ConfigError, match="type='learned'"):
+    train.train(c, str(tmp_path / 'a'))
+  c = _experiment('tiny').get_config('test')
   c.evals.axiomatic.k_lbos = 3
   with pytest.raises(config_lib.ConfigError, match='k_lbos'):
-    hybrid_fmaps.make_evaluators(c, None)
+    train.train(c, str(tmp_path / 'b'))
 
 
 def test_upstream_configs_point_at_the_release():
   for name, folder in (('faust', 'FAUST_r'), ('scape', 'SCAPE_r'), ('smal', 'SMAL_r')):
-    c = _experiment(name).make_config()
+    c = _experiment(name).get_config()
     assert c.input.data_dir.endswith(folder)
     assert (c.evals.axiomatic.k_lbo, c.evals.axiomatic.k_elastic) == (140, 60)
 
 
-def test_tiny_config_gives_finite_numbers():
-  c = _experiment('tiny').make_config('test')
-  out = configs.run_evaluators(c)['axiomatic']
+def test_tiny_config_gives_finite_numbers(tmp_path):
+  """Through the binary: an evaluate-only run."""
+  summaries = train.train(_experiment('tiny').get_config('test'), str(tmp_path))
+  out = {k.split('/', 1)[1]: v for k, v in summaries['eval'][0].items()
+         if k.startswith('axiomatic/')}
+  assert not (tmp_path / 'checkpoints').exists()
   assert out['pairs'] == 1.0
   for basis in ('lbo', 'hybrid'):
     assert np.isfinite(out[f'{basis}/mean_error']) and out[f'{basis}/mean_error'] >= 0
