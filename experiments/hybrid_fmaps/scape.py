@@ -8,12 +8,14 @@ ULRSSM sizes), WKS from 50 LBO eigenpairs, on the 20 test shapes mesh052..071 (1
 pairs).  `data_dir` = `$ULRSSM_DATA/SCAPE_r` (shapes/*.off + corres/*.vts).
 """
 
+from jaxvision.config import parse_arg
 from jaxvision.config import with_defaults
 from jaxvision.projects.hybrid_fmaps import configs as common
 
 
 def _config(arg=None):
-  del arg
+  if parse_arg(arg, tiny=False).tiny:   # the pipeline on embedded data (tests)
+    return common.tiny()
   return common.make(data_dir=common.ulrssm_dir('SCAPE_r'),
                      shapes=tuple(f'mesh{i:03d}' for i in range(52, 72)))
 

@@ -8,12 +8,14 @@ every mesh of `$ULRSSM_DATA/SMAL_r/shapes` (override `--config.input.shapes` wit
 test animals of the release's `test_cat.txt` split; that split file is not read here).
 """
 
+from jaxvision.config import parse_arg
 from jaxvision.config import with_defaults
 from jaxvision.projects.hybrid_fmaps import configs as common
 
 
 def _config(arg=None):
-  del arg
+  if parse_arg(arg, tiny=False).tiny:   # the pipeline on embedded data (tests)
+    return common.tiny()
   return common.make(data_dir=common.ulrssm_dir('SMAL_r'))
 
 

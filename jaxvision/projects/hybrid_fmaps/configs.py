@@ -24,3 +24,10 @@ def make(*, data_dir='', shapes=(), k_lbo=140, k_elastic=60, n_eig_descr=50,
   c.evals = dict(axiomatic=dict(type='axiomatic', bases=tuple(bases), k_lbo=k_lbo,
                                 k_elastic=k_elastic, n_eig_descr=n_eig_descr))
   return c
+
+
+def tiny() -> ml_collections.ConfigDict:
+  """`:tiny` of every config: the same pipeline on 2 embedded bodies of 200 vertices,
+  one pair, 20 LBO + 10 elastic (tests; seconds on 2 CPU cores)."""
+  return make(k_lbo=20, k_elastic=10, n_eig_descr=20, num_vertices=200,
+              shapes=('body_00', 'body_01'), max_pairs=1)

@@ -31,11 +31,11 @@ def test_contract():
 
 
 def test_unknown_eval_type_and_key_are_refused(tmp_path):
-  c = _experiment('tiny').get_config('test')
+  c = _experiment('tiny').get_config('tiny')
   c.evals.axiomatic.type = 'learned'
   with pytest.raises(config_lib.ConfigError, match="type='learned'"):
     train.train(c, str(tmp_path / 'a'))
-  c = _experiment('tiny').get_config('test')
+  c = _experiment('tiny').get_config('tiny')
   c.evals.axiomatic.k_lbos = 3
   with pytest.raises(config_lib.ConfigError, match='k_lbos'):
     train.train(c, str(tmp_path / 'b'))
@@ -50,7 +50,7 @@ def test_upstream_configs_point_at_the_release():
 
 def test_tiny_config_gives_finite_numbers(tmp_path):
   """Through the binary: an evaluate-only run."""
-  summaries = train.train(_experiment('tiny').get_config('test'), str(tmp_path))
+  summaries = train.train(_experiment('tiny').get_config('tiny'), str(tmp_path))
   out = {k.split('/', 1)[1]: v for k, v in summaries['eval'][0].items()
          if k.startswith('axiomatic/')}
   assert not (tmp_path / 'checkpoints').exists()
