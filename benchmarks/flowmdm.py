@@ -29,7 +29,7 @@ import numpy as np
 
 from jaxvision import sharding as sharding_lib
 from jaxvision import train as train_lib
-from jaxvision.projects.flowmdm import diffusion as diffusion_lib
+from jaxvision.diffusion import gaussian as diffusion_lib
 from jaxvision.projects.flowmdm import model as model_lib
 from jaxvision.projects.flowmdm import sampling
 

@@ -17,7 +17,7 @@ import ml_collections
 
 from jaxvision import config as config_lib
 from jaxvision.projects.flowmdm import data
-from jaxvision.projects.flowmdm import diffusion as diffusion_lib
+from jaxvision.diffusion import gaussian as diffusion_lib
 from jaxvision.projects.flowmdm import model as model_lib
 from jaxvision.projects.flowmdm import text as text_lib
 from jaxvision.projects.flowmdm.evaluators import EVALUATORS  # pylint: disable=unused-import

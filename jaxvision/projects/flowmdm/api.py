@@ -21,7 +21,7 @@ import numpy as np
 from jaxvision import runs
 from jaxvision.data import motion_representation as mr
 from jaxvision.projects.flowmdm import data as data_lib
-from jaxvision.projects.flowmdm import diffusion as diffusion_lib
+from jaxvision.diffusion import gaussian as diffusion_lib
 from jaxvision.projects.flowmdm import model as model_lib
 from jaxvision.projects.flowmdm import sampling
 

@@ -30,7 +30,7 @@ from jaxvision.data import motion_representation as mr
 from jaxvision.data import smpl_features
 from jaxvision.metrics import jerk as jerk_lib
 from jaxvision.projects.flowmdm import data as data_lib
-from jaxvision.projects.flowmdm import diffusion as diffusion_lib
+from jaxvision.diffusion import gaussian as diffusion_lib
 from jaxvision.projects.flowmdm import model as model_lib
 from jaxvision.projects.flowmdm import sampling
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from jaxvision.diffusion import gaussian as dl
-from jaxvision.projects.flowmdm import diffusion as flowmdm_diffusion
 from jaxvision.projects.flowmdm import sampling
 
 
@@ -37,8 +36,3 @@ def test_sampler_with_an_oracle_denoiser_returns_the_oracle():
                jnp.asarray(mask))
   np.testing.assert_allclose(out, target, atol=1e-5)
   np.testing.assert_array_equal(ids, [[0, 0, 0, 1, 1, 1, 1]])
-
-
-def test_project_path_still_names_the_shared_diffusion():
-  assert flowmdm_diffusion.Diffusion is dl.Diffusion
-  assert flowmdm_diffusion.make_diffusion is dl.make_diffusion
