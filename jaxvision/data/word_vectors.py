@@ -11,8 +11,8 @@ its WordPiece embedding table (`embeddings.word_embeddings.weight`, 30522 x 384,
 MiniLM-L6 / all-MiniLM-L6-v2), a word being the mean of its greedy longest-match
 WordPiece pieces.  The evaluator trained on the embedded data uses those.
 
-The `.pkl` files are NOT unpickled with `pickle.load`, which runs whatever code a
-crafted file names: `read_index_pickle` uses an unpickler that refuses every global
+The `.pkl` files are NOT read with Python's standard unpickler, which runs whatever code
+a crafted file names: `read_index_pickle` uses an unpickler that refuses every global
 (class, function) so only plain containers can be built, and then accepts only a
 dict of str -> int (rows within the data array).  Bad files are refused with a
 `DataFileError` naming the file.

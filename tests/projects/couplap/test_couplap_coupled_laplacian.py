@@ -9,21 +9,16 @@ import scipy.sparse as sp
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
-from jaxvision.data import meshes
 from jaxvision.projects.couplap import coupled_laplacian as cl
 from jaxvision.geometry import graphs
 from jaxvision.projects.couplap import matching_scores as ms
 
-RODENT = 'locomotion/walkers/assets/rodent_walker_skin.skn'
-
-
 @pytest.fixture(scope='module')
-def clouds():
+def clouds(rodent_points):
   """Two independent 500-point samples of the real rodent skin."""
-  pts = meshes.read_point_cloud(meshes.packaged_file('dm_control', RODENT))
   rng = np.random.default_rng(1)
-  a = pts[rng.choice(len(pts), 500, replace=False)]
-  b = pts[rng.choice(len(pts), 450, replace=False)]
+  a = rodent_points[rng.choice(len(rodent_points), 500, replace=False)]
+  b = rodent_points[rng.choice(len(rodent_points), 450, replace=False)]
   return a, b
 
 

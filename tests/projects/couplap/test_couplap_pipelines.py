@@ -16,15 +16,11 @@ from jaxvision.projects.couplap import preprocess
 from jaxvision.projects.couplap import anomaly as ad
 from jaxvision.projects.couplap import bone_side as bs
 
-RODENT = 'locomotion/walkers/assets/rodent_walker_skin.skn'
-
-
 @pytest.fixture(scope='module')
-def pair():
-  pts = meshes.read_point_cloud(meshes.packaged_file('dm_control', RODENT))
+def pair(rodent_points):
   rng = np.random.default_rng(0)
-  source = pts[rng.choice(len(pts), 700, replace=False)]
-  target = pts[rng.choice(len(pts), 650, replace=False)].copy()
+  source = rodent_points[rng.choice(len(rodent_points), 700, replace=False)]
+  target = rodent_points[rng.choice(len(rodent_points), 650, replace=False)].copy()
   bump = np.linalg.norm(target - target[0], axis=1) < 0.02
   target[bump, 2] += 0.004
   return source, target
