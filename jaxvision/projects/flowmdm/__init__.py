@@ -163,7 +163,7 @@ def load_pretrained(params, config):
   if init.torch_state_dict:
     from jaxvision.projects.flowmdm import convert  # pylint: disable=g-import-not-at-top
     return convert.load_into(params, convert.read_state_dict(init.torch_state_dict),
-                             config.model)
+                             config.model, rows_used=config.diffusion.steps)
   if init.workdir:
     from jaxvision import checkpoint  # pylint: disable=g-import-not-at-top
     return checkpoint.load_params(init.workdir)
