@@ -55,6 +55,8 @@ def default_config() -> ml_collections.ConfigDict:
           'window_frames': 200,              # Babel window limit
           'fps': 20.0,
           'text_embeddings': '',             # .npz for text_encoder.type='precomputed'
+          'stats': 'data_dir',               # data_dir (Mean/Std.npy) | upstream (Babel's)
+          'babel_features': 'window',        # window (upstream, .npz SMPL) | sequence (.npy)
           'num_workers': 0,
       },
       'diffusion': {'steps': 1000, 'schedule': 'cosine', 'variance': 'fixed_small',

@@ -73,7 +73,7 @@ def compose(run: Run, texts: Sequence[str], lengths: Sequence[int], *, seed: int
   noise = jax.random.normal(jax.random.fold_in(rng, 1), (1, seg.shape[1], c.model.input_dim))
   out = run.samplers[key](rng, noise, text_emb, jnp.asarray(seg), jnp.asarray(mask),
                           jnp.int32(switch))
-  mean, std = data_lib._stats(data_lib.data_root(c.input))  # pylint: disable=protected-access
+  mean, std = data_lib.stats(c.input)
   return np.asarray(out[0]) * std + mean
 
 

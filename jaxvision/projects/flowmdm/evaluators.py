@@ -57,7 +57,7 @@ DEFAULTS = {
 
 
 def denormalize(input_cfg, features):
-  mean, std = data_lib._stats(data_lib.data_root(input_cfg))  # pylint: disable=protected-access
+  mean, std = data_lib.stats(input_cfg)
   return features * std + mean
 
 
@@ -161,7 +161,7 @@ class CompositionEvaluator:
       self.scorer = evaluators_t2m.T2MScorer(
           workdir=cfg.t2m_workdir, checkpoint=cfg.t2m_checkpoint,
           word_vectors=cfg.t2m_word_vectors, stats_dir=cfg.t2m_stats_dir,
-          data_stats=data_lib._stats(data_lib.data_root(run.input)),  # pylint: disable=protected-access
+          data_stats=data_lib.stats(run.input),
           captions_tokens=t2m_project.caption_tokens(run.input, cfg.split))
 
   def _sampler(self):
