@@ -149,6 +149,23 @@ def test_babel_windows_keep_a_frame0_transition_and_need_links():
 def test_babel_windows_overflow_and_ten_segment_cut():
   long, short = (0, 190, 'long'), (185, 240, 'short')
   assert babel.upstream_windows([long, short]) == [[long]]     # the link overflows 200
+  lone = [(0, 190, 'transition'), (185, 240, 'x')]     # a frame-0 transition overflowing
+  assert babel.upstream_windows(lone) == [[lone[0]]]
+
+
+def test_babel_reader_drops_lone_transition_windows(tmp_path):
+  labels = [{'proc_label': 'transition', 'start_t': 0.0, 'end_t': 190 / 30},
+            {'proc_label': 'x', 'start_t': 185 / 30, 'end_t': 8.0},
+            {'proc_label': 'a', 'start_t': 8.0, 'end_t': 8.5},
+            {'proc_label': 'b', 'start_t': 8.5, 'end_t': 10.0}]
+  _write_babel(tmp_path, np.zeros((300, 4), np.float32), labels)
+  windows = babel.read_windows(str(tmp_path), 'train', min_frames=1, features='sequence')
+  # Upstream's list: [transition] (dropped), [x, a, b], [a, b]; names keep its indices.
+  assert [(w.name, w.texts) for w in windows] == [('s1-1', ('x', 'a', 'b')),
+                                                  ('s1-2', ('a', 'b'))]
+
+
+def test_babel_windows_cut_at_ten_segments():
   segs = [(10 * i, 10 * i + 10, f's{i}') for i in range(12)]
   got = babel.upstream_windows(segs)
   assert got == [segs[i:i + 10] for i in range(11)]

@@ -68,3 +68,16 @@ def test_upstream_stats_are_babels_only(tmp_path):
     data_lib.stats(cfg)
   with pytest.raises(config_lib.ConfigError, match='stats'):
     data_lib.stats(_input('', stats='mine'))
+
+
+def test_bad_babel_smpl_files_are_named(tmp_path):
+  root, poses, _ = _babel_dir(tmp_path)
+  path = os.path.join(root, 'motions', 's1.npz')
+  np.savez(path, poses=poses)
+  with pytest.raises(babel.DataFileError, match=r"s1\.npz.*missing arrays \['trans'\]"):
+    data_lib.load_records(_input(root), 'train')
+  np.savez(path, poses=poses[:, :30], trans=np.zeros((160, 3)))
+  with pytest.raises(babel.DataFileError, match='poses'):
+    data_lib.load_records(_input(root), 'train')
+  with pytest.raises(ValueError, match="features='frames'"):
+    babel.read_windows(root, 'train', features='frames')
