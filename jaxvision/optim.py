@@ -22,8 +22,12 @@ config.optimizer:
                   over trainable params only. Default 0.0 (off).
   updates_per_step  apply the update this many times per step from the SAME gradient
                   (each on the params the previous one produced; optimizer state
-                  advances each time). 2 reproduces FlowMDM/MDM's training loop,
-                  which calls opt.step() twice per batch. Default 1.
+                  advances each time). 2 reproduces FlowMDM's own training loop
+                  (utils/training_loop.py at e81c67f), whose forward_backward calls
+                  opt.step() after loss.backward() and whose run_step then steps
+                  again through mp_trainer.optimize, on the same gradients. MDM and
+                  PriorMDM, whose loop FlowMDM's derives from, step once per batch
+                  (their forward_backward only calls mp_trainer.backward). Default 1.
   lr_rules        list of (regex, multiplier), first match wins, unmatched = 1.0.
                   The multiplier scales the schedule for that param (decay too);
                   0.0 freezes it: zero updates and no optimizer state (MaskedNode).

@@ -4,12 +4,17 @@ r"""FlowMDM on Babel with the upstream hyperparameters (README training command)
       --workdir=workdirs/flowmdm_babel
 
 `data_dir` holds Babel-style data (`jaxvision/data/babel.py`): `<split>.json` in
-BABEL's annotation format, `motions/<babel_sid>.npy` with FlowMDM's 135-d SMPL-H
-features (root height, root xy velocity, 22 joints x 6D) at 30 fps, Mean.npy /
-Std.npy over them, and `clip_text_embeddings.npz` with every action label's frozen CLIP
-ViT-B/32 embedding.  Upstream: 1.5M steps (released checkpoint 1.3M), batch 64, AdamW
-lr 1e-4, windows of consecutive segments of at most 200 frames with 45..250 frames in
-all, RPE horizon 100; samples with BPE switch step 125 and guidance 1.5; L_tr = 30.
+BABEL's annotation format, `motions/<babel_sid>.npz` with the AMASS SMPL-H `poses`
+(T, 156 axis-angle) and `trans` (T, 3) at 30 fps (upstream's babel-smplh-30fps-male
+sequences), and `clip_text_embeddings.npz` with every (spelling-fixed) action label's
+frozen CLIP ViT-B/32 embedding.  As upstream, each training window's 135-d features
+(root height, root xy velocity, 22 joints x 6D) are computed on the window alone
+(`input.babel_features='window'`; 'sequence' slices per-sequence `motions/<sid>.npy`
+features instead) and normalised with upstream's shipped Babel statistics
+(`input.stats='upstream'`; 'data_dir' = your Mean.npy / Std.npy).  Upstream: 1.5M steps
+(released checkpoint 1.3M), batch 64, AdamW lr 1e-4, windows as `babel_flowmdm.py` (linked
+segments, at most 200 frames, 10 segments) with 45..250 frames in all, RPE horizon 100;
+samples with BPE switch step 125 and guidance 1.5; L_tr = 30.
 Babel has no test split: evaluation uses `val`.  PJ / AUJ decode the features to joints
 with SMPL-H forward kinematics (`jaxvision/data/smpl_features.py`), which needs the body's
 22 rest joints in `<data_dir>/smpl_rest_joints.npy` (from the licensed SMPL-H model).
@@ -38,7 +43,7 @@ def get_config(arg=None):
   c.input = dict(dataset='babel', data_dir=arg.data_dir, batch_size=64, max_frames=250,
                  max_segments=10, min_length=45, max_length=250, window_frames=200, fps=30.0,
                  text_embeddings=os.path.join(arg.data_dir, 'clip_text_embeddings.npz'),
-                 num_workers=4)
+                 stats='upstream', babel_features='window', num_workers=4)
   c.model = dict(input_dim=135, latent_dim=512, num_layers=8, num_heads=4, head_dim=64,
                  ff_size=1024, dropout=0.1, layer_dropout=0.1, rpe_horizon=100,
                  text_dim=512, text_encoder=dict(type='precomputed'))
@@ -70,7 +75,8 @@ def get_config(arg=None):
     c.evals.compose.update(num_compositions=2, segments=3, batch_size=2)
     if not os.path.exists(os.path.join(arg.data_dir, 'motions')):
       c.input.update(dataset='deepmimic', data_dir='', max_frames=96, max_segments=1,
-                     min_length=10, max_length=200, fps=20.0, text_embeddings='')
+                     min_length=10, max_length=200, fps=20.0, text_embeddings='',
+                     stats='data_dir')
       c.model.update(input_dim=215, text_encoder=dict(type='small', width=16, depth=1,
                                                       max_tokens=12, vocab_size=256))
       c.evals = dict(compose=dict(type='composition', num_compositions=2, segments=3,

@@ -8,20 +8,33 @@ BABEL annotates AMASS sequences with frame-level action segments.  The annotatio
                                          "end_t": 2.1}, ...]} | null,
                "seq_ann": {"labels": [{"proc_label": ...}]}}}
 
-and the motion of each sequence is a feature array `<root>/motions/<babel_sid>.npy`
-(T, D) at `fps` (30 for BABEL; FlowMDM's 135-d SMPL-H rot6d features, or any
-representation).  Sequences without frame labels are skipped, as in FlowMDM.
+and the motion of each sequence is either a feature array `<root>/motions/<babel_sid>.npy`
+(T, D) at `fps` (any representation; windows are sliced out of it: `features='sequence'`)
+or, as upstream, the AMASS SMPL-H fit `<root>/motions/<babel_sid>.npz` (`poses` (T, 156)
+axis-angle, `trans` (T, 3), at `fps`, 30 for BABEL) from which each window's 135-d
+features are computed on the window alone (`features='window'`, `window_features`: the
+heading of the window's first frame removed and its first root velocity 0, as upstream's
+Globalvelandy transform applied per window).  Sequences without frame labels are skipped,
+as in FlowMDM.
 
-FlowMDM trains on windows of CONSECUTIVE segments, [act1, (transition), act2, ...],
-each window at most `max_frames` long and at most 10 segments, one window per starting
-segment (`babel_flowmdm.extract_frame_labels`).  'transition' segments are not
-conditions of their own: they are absorbed by making the segments consecutive, each gap
-or overlap split half and half between its neighbours (`process_actions`).  This reader
-builds the windows by that rule from the segments sorted by start: a segment follows
-the previous one if it starts after it starts and ends after it ends.  (Upstream
-enumerates every branch when several labels overlap; this keeps the first.)
-Windows whose total length is outside [min_frames, max_frames] are dropped (FlowMDM:
-45 and 250 frames, with 200 as the window limit).
+FlowMDM trains on windows of linked segments (upstream `babel_flowmdm.py`,
+`extract_frame_labels`; `upstream_windows` here).  Labels become frame segments
+(int(t * fps), clipped to the motion) with upstream's spelling fixes (`fix_spelling`);
+segment b FOLLOWS a when it starts inside (a.start, a.end] and ends after a.end.  From
+every segment, chains grow along `follows` through every branch: an action extends the
+chain with each following non-transition segment (through a following transition when
+only transitions follow it); a 'transition' that does not start at frame 0 and has
+segments on both sides links each segment before it to each after it and is not a
+condition of its own, while a frame-0 transition (or one with nothing before it) stays
+in the window as the text 'transition'.  A chain stops when the next segment would end
+more than `window_frames` (200) after the chain's start, is cut to 10 segments, and
+duplicates are dropped (first kept).  A segment with nothing linked to it gives no
+window; a single-segment window arises only when the first link already overflows, and a
+lone 'transition' window is dropped, as upstream.  The segments of a window are then made
+consecutive, each gap or overlap split half and half between neighbours
+(`make_consecutive`, upstream's `process_actions`), and windows whose total length is
+outside [min_frames, max_frames] are dropped (FlowMDM: 45 and 250 frames).  Windows are
+named `<babel_sid>-<k>`, k their index in upstream's list.
 
 `read_annotations` refuses (`DataFileError` naming the file and the sequence) JSON
 that is not an object of objects, frame labels that are not a list of objects with a
@@ -39,7 +52,11 @@ import os
 import numpy as np
 
 from jaxvision.data.errors import DataFileError
+from jaxvision.data.errors import check_array
 from jaxvision.data.errors import read_npy
+from jaxvision.data.errors import read_npz
+from jaxvision.data import babel_spelling
+from jaxvision.data import smpl_features
 
 TRANSITION = 'transition'
 
@@ -100,18 +117,20 @@ def check_annotation(ann, path: str, sid: str) -> None:
                           'finite non-negative numbers with start_t <= end_t')
 
 
+def fix_spelling(label: str) -> str:
+  """Upstream's `fix_spell`: whole-word corrections of a stripped, re-spaced label."""
+  return ' '.join(babel_spelling.SPELLING.get(w, w) for w in str(label).split())
+
+
 def frame_segments(annotation: dict, fps: float, num_frames: int):
-  """Sorted (start, end, label) frame segments of one sequence; [] without frame labels."""
+  """(start, end, label) frame segments of one sequence in file order, as upstream: start
+  int(start_t * fps), end min(num_frames, int(end_t * fps)), spelling fixed; [] without
+  frame labels."""
   frame_ann = annotation.get('frame_ann')
   if not frame_ann:
     return []
-  segs = []
-  for label in frame_ann.get('labels', []):
-    start = int(label['start_t'] * fps)
-    end = min(num_frames, int(label['end_t'] * fps))
-    if end > start:
-      segs.append((start, end, str(label['proc_label']).strip()))
-  return sorted(segs)
+  return [(int(label['start_t'] * fps), min(num_frames, int(label['end_t'] * fps)),
+           fix_spelling(label['proc_label'])) for label in frame_ann.get('labels', [])]
 
 
 def make_consecutive(segments):
@@ -124,53 +143,121 @@ def make_consecutive(segments):
   return [tuple(s) for s in segs]
 
 
-def windows_of_sequence(segments, *, max_frames: int = 200, max_segments: int = 10):
-  """Chains of consecutive action segments (transitions dropped), one per start."""
-  actions = [s for s in segments if s[2] != TRANSITION]
-  out = []
-  for i, first in enumerate(actions):
-    chain = [first]
-    for seg in actions[i + 1:]:
-      last = chain[-1]
-      if seg[0] <= last[0] or seg[1] <= last[1]:
-        continue
-      if seg[1] - first[0] > max_frames or len(chain) == max_segments:
-        break
-      chain.append(seg)
-    if len(chain) > 1 or len(actions) == 1:
-      out.append(chain)
-  # Drop windows contained in an earlier one (same segments, later start).
-  uniq, seen = [], set()
-  for chain in out:
-    key = tuple(chain)
-    if key not in seen:
-      seen.add(key)
-      uniq.append(chain)
-  return uniq
+def _follows(a, b) -> bool:
+  """b starts inside (a.start, a.end] and ends after a.end (upstream's 'after')."""
+  return a[0] < b[0] <= a[1] < b[1]
+
+
+def upstream_windows(segments, *, max_frames: int = 200, max_segments: int = 10):
+  """FlowMDM's training windows of one sequence (see the module docstring).
+
+  segments: (start, end, label) in file order.  Returns lists of (start, end, label),
+  each sorted by start, in upstream's order.
+  """
+  # Sorted by interval, then file order; a repeated interval keeps its LAST label.
+  label = {}
+  for i in sorted(range(len(segments)), key=lambda i: (segments[i][:2], i)):
+    label[tuple(segments[i][:2])] = segments[i][2]
+  nodes = list(label)
+  after = {a: [b for b in nodes if _follows(a, b)] for a in nodes}
+  before = {b: [a for a in nodes if _follows(a, b)] for b in nodes}
+
+  def grow(node, chain):
+    nxt, prv = after[node], before[node]
+    if label[node] == TRANSITION and node[0] != 0 and nxt and prv:
+      # A linking transition: (each segment before it) -> (each segment after it).
+      starts = [list(chain) + [b] for b in nxt] if chain else [[a, b] for a in prv for b in nxt]
+    else:
+      actions = [b for b in nxt if label[b] != TRANSITION]
+      if actions:
+        starts = [(list(chain) if chain else [node]) + [b] for b in actions]
+      elif chain and nxt:                  # only transitions follow: go through them
+        return [w for t in nxt for w in grow(t, chain)]
+      else:
+        return [chain] if chain else []
+    out = []
+    for c in starts:
+      if c[-1][1] - c[0][0] > max_frames:
+        out.append(c[:-1])                 # the last link overflows the window
+      else:
+        out += grow(c[-1], c)
+    return out
+
+  windows, seen = [], set()
+  for node in nodes:
+    for w in grow(node, []):
+      key = tuple(w[:max_segments])
+      if key not in seen:
+        seen.add(key)
+        windows.append(list(key))
+  return [[(s, e, label[(s, e)]) for s, e in w] for w in windows]
+
+
+def _read_smpl(path: str):
+  """`poses` (T, >= 66 axis-angle) and `trans` (T, 3) of an AMASS-style .npz at 30 fps."""
+  data = read_npz(path)
+  missing = [k for k in ('poses', 'trans') if k not in data]
+  if missing:
+    raise DataFileError(path, f'missing arrays {missing} (has {sorted(data)})')
+  poses = check_array(data['poses'], path, 'poses (T, >= 66 axis-angle)', ndim=2)
+  trans = check_array(data['trans'], path, 'trans (T, 3)', ndim=2)
+  if poses.shape[1] < 3 * smpl_features.NUM_JOINTS or trans.shape != (len(poses), 3):
+    raise DataFileError(path, f'expected poses (T, >= 66) and trans (T, 3), got '
+                        f'{poses.shape} and {trans.shape}')
+  return poses, trans
+
+
+def window_features(poses, trans, start: int, stop: int) -> np.ndarray:
+  """Upstream's per-window features: the 135-d Globalvelandy/rot6d features of frames
+  [start, stop) alone (heading of the window's first frame removed, its first root
+  velocity 0), from SMPL-H axis-angle `poses` and `trans`."""
+  n = smpl_features.NUM_JOINTS
+  rots = smpl_features.axis_angle_to_matrix(
+      np.asarray(poses[start:stop, :3 * n], np.float64).reshape(stop - start, n, 3))
+  return smpl_features.rotations_to_features(rots, trans[start:stop]).astype(np.float32)
 
 
 def read_windows(root: str, split: str, *, fps: float = 30.0, min_frames: int = 45,
                  max_frames: int = 250, window_frames: int = 200, max_segments: int = 10,
-                 limit: int | None = None) -> list[Window]:
-  """All training windows of a split (see the module docstring)."""
+                 features: str = 'sequence', limit: int | None = None) -> list[Window]:
+  """All training windows of a split (see the module docstring).
+
+  features: 'sequence' reads `motions/<sid>.npy` (T, D) features and slices each window
+  out of them (any representation; for the 135-d ones the heading is that of the
+  sequence's first frame); 'window' reads `motions/<sid>.npz` (AMASS `poses`, `trans` at
+  `fps`) and computes each window's 135-d features on the window alone, as upstream.
+  """
+  if features not in ('sequence', 'window'):
+    raise ValueError(f"features={features!r}; use 'sequence' or 'window'")
   annotations = read_annotations(root, split)
   out = []
   for sid, ann in list(annotations.items())[:limit]:
-    path = os.path.join(root, 'motions', f'{sid}.npy')
+    if not ann.get('frame_ann'):
+      continue
+    ext = '.npy' if features == 'sequence' else '.npz'
+    path = os.path.join(root, 'motions', f'{sid}{ext}')
     if not os.path.exists(path):
       raise FileNotFoundError(f'Babel motion not found: {path} (sequence {sid} of {split}.json)')
-    motion = read_npy(path, 'the features (T, D)', ndim=2).astype(np.float32)
-    segs = frame_segments(ann, fps, len(motion))
-    for k, chain in enumerate(windows_of_sequence(segs, max_frames=window_frames,
-                                                  max_segments=max_segments)):
-      cons = make_consecutive([(s, e, t) for s, e, t in chain])
+    if features == 'sequence':
+      motion = read_npy(path, 'the features (T, D)', ndim=2).astype(np.float32)
+      num_frames = len(motion)
+    else:
+      poses, trans = _read_smpl(path)
+      num_frames = len(poses)
+    segs = frame_segments(ann, fps, num_frames)
+    for k, chain in enumerate(upstream_windows(segs, max_frames=window_frames,
+                                               max_segments=max_segments)):
+      if len(chain) == 1 and chain[0][2] == TRANSITION:
+        continue
+      cons = make_consecutive(chain)
       lengths = [e - s + 1 for s, e, _ in cons]
       lengths[-1] -= 1
       start, total = cons[0][0], sum(lengths)
-      if not min_frames <= total <= max_frames or min(lengths) < 1:
+      if not min_frames <= total <= max_frames or min(lengths) < 0:
         continue
-      out.append(Window(f'{sid}-{k}', motion[start:start + total],
-                        tuple(t for _, _, t in cons), tuple(lengths)))
+      feats = (motion[start:start + total] if features == 'sequence'
+               else window_features(poses, trans, start, start + total))
+      out.append(Window(f'{sid}-{k}', feats, tuple(t for _, _, t in cons), tuple(lengths)))
   if not out:
     raise ValueError(f'no Babel windows in {root}/{split}.json with length in '
                      f'[{min_frames}, {max_frames}]')

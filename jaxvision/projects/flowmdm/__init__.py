@@ -55,6 +55,8 @@ def default_config() -> ml_collections.ConfigDict:
           'window_frames': 200,              # Babel window limit
           'fps': 20.0,
           'text_embeddings': '',             # .npz for text_encoder.type='precomputed'
+          'stats': 'data_dir',               # data_dir (Mean/Std.npy) | upstream (Babel's)
+          'babel_features': 'window',        # window (upstream, .npz SMPL) | sequence (.npy)
           'num_workers': 0,
       },
       'diffusion': {'steps': 1000, 'schedule': 'cosine', 'variance': 'fixed_small',
@@ -163,7 +165,7 @@ def load_pretrained(params, config):
   if init.torch_state_dict:
     from jaxvision.projects.flowmdm import convert  # pylint: disable=g-import-not-at-top
     return convert.load_into(params, convert.read_state_dict(init.torch_state_dict),
-                             config.model)
+                             config.model, rows_used=config.diffusion.steps)
   if init.workdir:
     from jaxvision import checkpoint  # pylint: disable=g-import-not-at-top
     return checkpoint.load_params(init.workdir)

@@ -6,6 +6,9 @@
 
 `compose` is FlowMDM's composition sampler (one sequence, every frame conditioned on
 its own segment's text) with the run's BPE schedule and guidance unless overridden.
+`compose_file(run, 'composition_babel.json')` samples every composition of a JSON in
+upstream's formats (`runners/jsons/*.json`: {"text": [...], "lengths": [...]}, or an
+evaluation set: a list of them, optionally filtered by "scenario").
 """
 
 from __future__ import annotations
@@ -73,8 +76,17 @@ def compose(run: Run, texts: Sequence[str], lengths: Sequence[int], *, seed: int
   noise = jax.random.normal(jax.random.fold_in(rng, 1), (1, seg.shape[1], c.model.input_dim))
   out = run.samplers[key](rng, noise, text_emb, jnp.asarray(seg), jnp.asarray(mask),
                           jnp.int32(switch))
-  mean, std = data_lib._stats(data_lib.data_root(c.input))  # pylint: disable=protected-access
+  mean, std = data_lib.stats(c.input)
   return np.asarray(out[0]) * std + mean
+
+
+def compose_file(run: Run, path: str, *, scenario: str = '', seed: int = 0,
+                 **kwargs) -> list[np.ndarray]:
+  """Denormalised features of every composition in an upstream JSON (see the module
+  docstring); composition i is sampled with seed + i, `kwargs` as `compose`."""
+  from jaxvision.projects.flowmdm import evaluators  # pylint: disable=g-import-not-at-top
+  return [compose(run, c['text'], c['lengths'], seed=seed + i, **kwargs)
+          for i, c in enumerate(evaluators.read_compositions(path, scenario))]
 
 
 def to_joints(run_or_dim, features) -> np.ndarray:

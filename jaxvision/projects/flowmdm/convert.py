@@ -27,7 +27,8 @@ Upstream names (torch Linear weights are (out, in); Flax kernels are (in, out)):
 
 Buffers (`embed_timestep.sequence_pos_encoder.pe`, `sequence_pos_encoder.pe`,
 `...rotary_pos_emb.relative.inv_freq`) are recomputed by the model and, when present,
-checked against it; `clip_model.*` and `rot2xyz.*` are ignored.  The per-layer
+checked against it (the timestep table on the rows the diffusion steps index, at a
+float32-rounding tolerance: torch writes it in float32); `clip_model.*` and `rot2xyz.*` are ignored.  The per-layer
 `custom_query_fn` is PCCAT's Linear(2d -> d) (upstream's `process_cond_input`).
 """
 
@@ -112,14 +113,42 @@ def denoiser_params(state, num_heads: int = 4) -> dict:
   return p
 
 
-def check_buffers(state, latent_dim: int) -> None:
-  """Upstream's stored tables must be the ones the model recomputes."""
+def float32_table_tolerance(rows: int) -> np.ndarray:
+  """Per-row bound (rows,) on |torch's float32 sinusoid table - the exact one|.
+
+  Torch builds MDM's table in float32: a = fl(i * fl(-ln 1e4 / d)), div = exp(a),
+  angle = fl(p * div), then sin/cos.  The roundings of a (at most |a| e^a eps/2 <= eps/5
+  relative on the angle, twice), exp's last-place error (~eps) and the product's rounding
+  (eps/2) add up to about 2 p eps on the angle of row p, which sin/cos pass on unchanged.
+  Twice that bound leaves room for other float32 exp/sin implementations (GPU, Sleef).
+  """
+  eps = float(np.finfo(np.float32).eps)
+  return 4 * eps * (np.arange(rows) + 1.0)
+
+
+def check_buffers(state, latent_dim: int, rows_used: int | None = None) -> None:
+  """Upstream's stored tables must be the ones the model recomputes, on the rows it uses.
+
+  The model indexes the timestep table with the diffusion step, so only its first
+  `rows_used` rows (the number of diffusion steps; None: all) matter.  A genuine torch
+  table differs from the exact sinusoid by float32 rounding that grows with the row
+  (~1e-4 at row 1,000, ~2e-4 past 2,700 at d=512), so each row is compared at the
+  float32 bound of `float32_table_tolerance`, not at one fixed atol.
+  """
   for key in ('embed_timestep.sequence_pos_encoder.pe', 'sequence_pos_encoder.pe'):
     if key in state:
-      pe = np.asarray(state[key]).reshape(-1, latent_dim)
-      ours = positional.sinusoid_interleaved(len(pe), latent_dim)
-      if not np.allclose(pe, ours, atol=1e-4):
-        raise ValueError(f'{key} differs from the sinusoid table the model uses')
+      pe = np.asarray(state[key], np.float64).reshape(-1, latent_dim)
+      n = len(pe) if rows_used is None else int(rows_used)
+      if n > len(pe):
+        raise ValueError(f'{key} has {len(pe)} rows but the model uses {n} (diffusion steps)')
+      ours = positional.sinusoid_interleaved(n, latent_dim).astype(np.float64)
+      err = np.abs(pe[:n] - ours).max(axis=1)
+      bad = np.flatnonzero(err > float32_table_tolerance(n))
+      if bad.size:
+        r = int(bad[0])
+        raise ValueError(f'{key} differs from the sinusoid table the model uses: row {r} is off '
+                         f'by {err[r]:.3g} (float32 rounding allows '
+                         f'{float32_table_tolerance(n)[r]:.3g})')
   key = 'seqTransEncoder.attn_layers.rotary_pos_emb.relative.inv_freq'
   if key in state:
     inv = np.asarray(state[key])
@@ -128,8 +157,12 @@ def check_buffers(state, latent_dim: int) -> None:
       raise ValueError(f'{key} is not RoPE\'s 1/10000^(2i/{r})')
 
 
-def load_into(params, state, model_cfg) -> dict:
-  """`params` (the FlowMDM model's tree) with its denoiser replaced by upstream's weights."""
+def load_into(params, state, model_cfg, rows_used: int | None = None) -> dict:
+  """`params` (the FlowMDM model's tree) with its denoiser replaced by upstream's weights.
+
+  `rows_used`: how many rows of the stored timestep table the model reads (the number of
+  diffusion steps, `config.diffusion.steps`); None checks the whole stored table.
+  """
   unknown = sorted(k for k in state if not IGNORED.match(k) and not k.startswith(
       ('input_process.', 'embed_timestep.', 'embed_text.', 'seqTransEncoder.', 'output_process.',
        'sequence_pos_encoder.')))
@@ -141,7 +174,7 @@ def load_into(params, state, model_cfg) -> dict:
       raise ValueError(f'checkpoint has {k}={cfg[k]} but config.model.{k}={model_cfg[k]}')
   if cfg['inner_dim'] != model_cfg['num_heads'] * model_cfg['head_dim']:
     raise ValueError(f"checkpoint attention width {cfg['inner_dim']} != num_heads x head_dim")
-  check_buffers(state, cfg['latent_dim'])
+  check_buffers(state, cfg['latent_dim'], rows_used)
   new = denoiser_params(state, model_cfg['num_heads'])
   old = jax.tree.map(np.shape, nn.meta.unbox(params['denoiser']))
   got = jax.tree.map(np.shape, new)

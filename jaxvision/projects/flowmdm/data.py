@@ -7,14 +7,18 @@
   'babel'      Babel-style multi-segment windows under `input.data_dir` (`data/babel.py`).
 
 Every example becomes
-  motion       (T, F) float32, z-normalised with the dataset's Mean/Std, zero-padded
+  motion       (T, F) float32, z-normalised (`input.stats`: the data directory's
+               Mean/Std, or 'upstream' = FlowMDM's shipped Babel statistics), zero-padded
   mask         (T,) bool, valid frames
   segment_ids  (T,) int32, the text segment of each frame (-1 = padding)
   text_tokens  (S, L) int32 (text encoders 'small' / 'clip'), or
   text_emb     (S, E) float32 (precomputed embeddings)
 HumanML3D examples are single-text (S = 1, one of the motion's captions drawn at
 random, motions longer than T cropped at a random offset, as `Text2MotionDatasetV2`);
-Babel windows carry one text per segment (S = `max_segments`).
+Babel windows carry one text per segment (S = `max_segments`); with
+`input.babel_features='window'` (default, upstream) each window's features are computed
+from its own SMPL-H frames (`motions/<sid>.npz`), with 'sequence' sliced from
+per-sequence features (`motions/<sid>.npy`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from jaxvision.data import humanml3d
 from jaxvision.data import pipeline
 from jaxvision.nn import clip_text
 from jaxvision.nn import clip_tokenizer
+from jaxvision.projects.flowmdm import babel_stats
 from jaxvision.projects.flowmdm import text as text_lib
 
 DATASETS = ('deepmimic', 'humanml3d', 'babel')
@@ -68,21 +73,43 @@ def data_root(input_cfg) -> str:
   return input_cfg.data_dir
 
 
+STATS = ('data_dir', 'upstream')
+
+
 @functools.lru_cache(maxsize=8)
 def _stats(root: str):
   return humanml3d.read_stats(root)
+
+
+def stats(input_cfg) -> tuple[np.ndarray, np.ndarray]:
+  """(mean, std) the motions are z-normalised with (`input.stats`).
+
+  'data_dir': `Mean.npy` / `Std.npy` in the data directory (HumanML3D's own; any data);
+  'upstream': upstream FlowMDM's Babel statistics (`babel_stats.py`, the 135-d features),
+  what the released Babel model and evaluator expect.
+  """
+  choice = input_cfg.get('stats', 'data_dir')
+  if choice not in STATS:
+    raise config_lib.ConfigError(f'config.input.stats={choice!r}; known: {STATS}')
+  if choice == 'upstream':
+    if input_cfg.dataset != 'babel':
+      raise config_lib.ConfigError("config.input.stats='upstream' holds Babel's statistics; "
+                                   f'input.dataset is {input_cfg.dataset!r}')
+    return babel_stats.babel_stats()
+  return _stats(data_root(input_cfg))
 
 
 def load_records(input_cfg, split: str) -> list[Record]:
   if input_cfg.dataset not in DATASETS:
     raise config_lib.ConfigError(f'config.input.dataset={input_cfg.dataset!r}; known: {DATASETS}')
   root = data_root(input_cfg)
-  mean, std = _stats(root)
+  mean, std = stats(input_cfg)
   if input_cfg.dataset == 'babel':
     windows = babel.read_windows(root, split, fps=input_cfg.fps, min_frames=input_cfg.min_length,
                                  max_frames=input_cfg.max_length,
                                  window_frames=input_cfg.window_frames,
-                                 max_segments=input_cfg.max_segments)
+                                 max_segments=input_cfg.max_segments,
+                                 features=input_cfg.get('babel_features', 'window'))
     return [Record((w.motion - mean) / std, w.texts, w.lengths) for w in windows]
   examples = humanml3d.read_examples(root, split, fps=input_cfg.fps,
                                      min_length=input_cfg.min_length,

@@ -1,8 +1,10 @@
 """FlowMDM evaluators: compose long motions and score their transitions (Sec. 5).
 
 `type='composition'` samples compositions of several texts (from a JSON in upstream's
-`runners/jsons` format, [{"text": [...], "lengths": [...]}, ...], or drawn from the
-split: random records' captions with their own lengths), one sequence each, with the
+formats -- `runners/jsons/{composition,extrapolation}_*.json`, one {"text": [...],
+"lengths": [...]}, or its evaluation sets, a list of such objects with "id" and an
+optional "scenario" that `scenario` selects -- or drawn from the split: random records'
+captions with their own lengths), one sequence each, with the
 configured BPE schedule and guidance, and reports Peak Jerk and Area Under the Jerk
 over windows of `transition_length` frames centred on every transition.  Extra BPE
 switch steps (e.g. -1 = absolute only, 0 = relative only) are sampled from the same
@@ -12,7 +14,15 @@ or, when 0, the mean jerk of random ground-truth crops of the split.
 
 With `t2m_workdir` or `t2m_checkpoint` set, the same compositions are also scored in
 the T2M evaluator's space (evaluators_t2m.py): R-precision, matching score, FID and
-diversity for the segments ("motion") and FID and diversity for the transitions.
+diversity for the segments ("motion") and FID and diversity for the transitions;
+`extrapolation=True` drops R-precision and matching score, as upstream's extrapolation
+evaluation (one repeated text).
+
+`mode` is upstream's evaluation mode: 'debug' 1, 'fast' 3 and 'final' 10 replications,
+each sampled with its own seed (seed + replication); every metric is then reported as
+the mean over replications with `<name>_ci` = 1.96 std / sqrt(replications)
+(`metrics.generation.confidence_interval`, upstream's `get_metric_statistics`).  The
+default 'single' runs once and reports no interval.
 """
 
 from __future__ import annotations
@@ -27,7 +37,9 @@ import numpy as np
 
 from jaxvision import config as config_lib
 from jaxvision.data import motion_representation as mr
+from jaxvision.data.errors import DataFileError
 from jaxvision.data import smpl_features
+from jaxvision.metrics import generation
 from jaxvision.metrics import jerk as jerk_lib
 from jaxvision.projects.flowmdm import data as data_lib
 from jaxvision.diffusion import gaussian as diffusion_lib
@@ -46,6 +58,9 @@ DEFAULTS = {
     'bpe_switch_steps': (),      # extra schedules to compare
     'gt_jerk': 0.0,              # 0 = measured on ground-truth crops of the split
     'seed': 0,
+    'scenario': '',              # upstream eval-set subset ('' = all)
+    'extrapolation': False,      # no R-precision / matching score (one repeated text)
+    'mode': 'single',            # single | debug (1) | fast (3) | final (10 replications)
     'save': True,                # <name>_compositions.npz in the workdir
     'smpl_rest_joints': '',      # Babel: (22, 3) .npy of the SMPL-H body's rest joints
     # T2M metrics (evaluators_t2m.py): a flowmdm.t2m run or released finest.tar weights.
@@ -57,7 +72,7 @@ DEFAULTS = {
 
 
 def denormalize(input_cfg, features):
-  mean, std = data_lib._stats(data_lib.data_root(input_cfg))  # pylint: disable=protected-access
+  mean, std = data_lib.stats(input_cfg)
   return features * std + mean
 
 
@@ -114,15 +129,67 @@ def draw_compositions(records, num, segments, seed):
   return out
 
 
-def read_compositions(path):
-  with open(path) as f:
-    comps = json.load(f)
-  if isinstance(comps, dict):      # runners/jsons: one composition
-    comps = [comps]
+REPLICATIONS = {'single': 1, 'debug': 1, 'fast': 3, 'final': 10}
+
+
+def _count(value) -> int | None:
+  """A frame count (upstream casts with int(); strings of digits included), else None."""
+  if isinstance(value, bool):
+    return None
+  if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+    return int(value)
+  if isinstance(value, str) and value.strip().isdigit():
+    return int(value)
+  return None
+
+
+def read_compositions(path, scenario: str = ''):
+  """Compositions [{'text': [...], 'lengths': [...]}] of an upstream JSON (module doc).
+
+  A list entry whose "scenario" differs from a non-empty `scenario` is skipped, as
+  upstream's `load_model_kwargs_dataset`.  Bad files raise DataFileError naming them.
+  """
+  try:
+    with open(path, encoding='utf-8') as f:
+      data = json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise DataFileError(path, f'not valid JSON ({e})') from None
+  comps = [data] if isinstance(data, dict) else data
+  if not isinstance(comps, list):
+    raise DataFileError(path, 'expected an object {"text", "lengths"} or a list of them')
+  out = []
   for i, c in enumerate(comps):
-    if len(c.get('text', [])) != len(c.get('lengths', [])) or not c['text']:
-      raise ValueError(f'{path}: composition {i} needs equally long non-empty text and lengths')
-  return [{'text': list(c['text']), 'lengths': [int(n) for n in c['lengths']]} for c in comps]
+    if not isinstance(c, dict):
+      raise DataFileError(path, f'composition {i}: expected an object, got {type(c).__name__}')
+    if scenario and 'scenario' in c and c['scenario'] != scenario:
+      continue
+    text, lengths = c.get('text'), c.get('lengths')
+    if (not isinstance(text, list) or not isinstance(lengths, list) or not text
+        or len(text) != len(lengths)):
+      raise DataFileError(path, f'composition {i} needs equally long non-empty "text" and '
+                          '"lengths" lists')
+    if not all(isinstance(t, str) for t in text):
+      raise DataFileError(path, f'composition {i}: every text must be a string')
+    counts = [_count(n) for n in lengths]
+    if any(n is None or n < 1 for n in counts):
+      raise DataFileError(path, f'composition {i}: lengths must be positive frame counts, '
+                          f'got {lengths}')
+    out.append({'text': list(text), 'lengths': counts})
+  if not out:
+    raise DataFileError(path, 'no compositions' + (f' of scenario {scenario!r}' if scenario
+                                                   else ''))
+  return out
+
+
+def aggregate_replications(per_replication: list[dict]) -> dict[str, float]:
+  """Mean of every metric over replications and `<name>_ci` = 1.96 std / sqrt(n)."""
+  if len(per_replication) == 1:
+    return dict(per_replication[0])
+  out = {}
+  for name in per_replication[0]:
+    mean, ci = generation.confidence_interval(np.array([r[name] for r in per_replication]))
+    out[name], out[f'{name}_ci'] = float(mean), float(ci)
+  return out
 
 
 class CompositionEvaluator:
@@ -142,8 +209,11 @@ class CompositionEvaluator:
     self.records = data_lib.load_records(run.input, cfg.split)
     self.featurizer = data_lib.Featurizer(run, self.records)
     self.decode = make_decoder(run.model.input_dim, cfg.smpl_rest_joints)
+    if cfg.mode not in REPLICATIONS:
+      raise config_lib.ConfigError(f'evals.{name}.mode={cfg.mode!r}; known: '
+                                   f'{sorted(REPLICATIONS)}')
     if cfg.compositions:
-      self.compositions = read_compositions(cfg.compositions)
+      self.compositions = read_compositions(cfg.compositions, cfg.scenario)
     else:
       self.compositions = draw_compositions(self.records, cfg.num_compositions, cfg.segments,
                                             cfg.seed)
@@ -161,7 +231,7 @@ class CompositionEvaluator:
       self.scorer = evaluators_t2m.T2MScorer(
           workdir=cfg.t2m_workdir, checkpoint=cfg.t2m_checkpoint,
           word_vectors=cfg.t2m_word_vectors, stats_dir=cfg.t2m_stats_dir,
-          data_stats=data_lib._stats(data_lib.data_root(run.input)),  # pylint: disable=protected-access
+          data_stats=data_lib.stats(run.input),
           captions_tokens=t2m_project.caption_tokens(run.input, cfg.split))
 
   def _sampler(self):
@@ -209,13 +279,28 @@ class CompositionEvaluator:
     return denormalize(run.input, np.concatenate(feats))
 
   def run(self, params):
+    reps = [self.run_once(params, self.cfg.seed + r)
+            for r in range(REPLICATIONS[self.cfg.mode])]
+    results = aggregate_replications([r for r, _ in reps])
+    main = reps[0][1]
+    lengths = [c['lengths'] for c in self.compositions]
+    if self.cfg.save and self.ctx.workdir and self.ctx.process_index == 0:
+      path = os.path.join(self.ctx.workdir, f'{self.name}_compositions.npz')
+      np.savez(path, features=main[0].astype(np.float32), jerk_curve=main[1],
+               lengths=np.array([np.pad(l, (0, max(map(len, lengths)) - len(l)))
+                                 for l in lengths]),
+               texts=np.array([' | '.join(c['text']) for c in self.compositions]))
+    return results
+
+  def run_once(self, params, seed):
+    """(metrics, (features, jerk curve) of the main schedule) of one replication."""
     run = self.ctx.config
     steps = [run.sampling.bpe_switch_step] + [int(s) for s in self.cfg.bpe_switch_steps]
     results, main = {}, None
     lengths = [c['lengths'] for c in self.compositions]
     gt = None
     for k, s in enumerate(dict.fromkeys(steps)):
-      feats = self.compose(params, self.compositions, s, self.cfg.seed)
+      feats = self.compose(params, self.compositions, s, seed)
       curve = transition_jerk(feats, lengths, self.cfg.transition_length, self.decode)
       suffix = '' if k == 0 else f'_s{s}'
       results[f'pj{suffix}'] = jerk_lib.peak_jerk(curve)
@@ -224,7 +309,9 @@ class CompositionEvaluator:
         from jaxvision.projects.flowmdm import evaluators_t2m  # pylint: disable=g-import-not-at-top
         gt = gt or [denormalize(run.input, r.motion) for r in self.records]
         t2m = evaluators_t2m.composition_metrics(self.scorer, feats, self.compositions, gt,
-                                                 self.cfg.transition_length, self.cfg.seed)
+                                                 self.cfg.transition_length, seed)
+        if self.cfg.extrapolation:    # one repeated text: upstream skips text matching
+          t2m = {n: v for n, v in t2m.items() if 'r_precision' not in n and 'matching' not in n}
         results.update({f'{name}{suffix}': v for name, v in t2m.items()})
       if k == 0:
         main = (feats, curve)
@@ -232,14 +319,8 @@ class CompositionEvaluator:
     if self.scorer is not None:
       from jaxvision.projects.flowmdm import evaluators_t2m  # pylint: disable=g-import-not-at-top
       results.update(evaluators_t2m.ground_truth_metrics(
-          self.scorer, gt, [r.texts[0] for r in self.records], self.cfg.seed))
-    if self.cfg.save and self.ctx.workdir and self.ctx.process_index == 0:
-      path = os.path.join(self.ctx.workdir, f'{self.name}_compositions.npz')
-      np.savez(path, features=main[0].astype(np.float32), jerk_curve=main[1],
-               lengths=np.array([np.pad(l, (0, max(map(len, lengths)) - len(l)))
-                                 for l in lengths]),
-               texts=np.array([' | '.join(c['text']) for c in self.compositions]))
-    return results
+          self.scorer, gt, [r.texts[0] for r in self.records], seed))
+    return results, main
 
 
 # The project's own `config.evals` type (jaxvision.evaluators builds it).

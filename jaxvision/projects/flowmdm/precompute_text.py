@@ -35,7 +35,7 @@ def dataset_texts(dataset: str, data_dir: str, splits=('train', 'val', 'test')) 
         continue
       for ann in babel.read_annotations(data_dir, split).values():
         for label in (ann.get('frame_ann') or {}).get('labels', []):
-          texts.append(str(label['proc_label']).strip())
+          texts.append(babel.fix_spelling(label['proc_label']))   # the reader's text
     else:
       if not os.path.exists(os.path.join(data_dir, f'{split}.txt')):
         continue

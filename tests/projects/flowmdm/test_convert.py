@@ -6,10 +6,25 @@ import numpy as np
 import pytest
 from scipy import special
 
+from jaxvision.nn import positional
 from jaxvision.projects.flowmdm import convert
 from jaxvision.projects.flowmdm import model as model_lib
 
 HEADS, DIM_HEAD = 4, 64       # upstream: 4 heads x x-transformers' DEFAULT_DIM_HEAD
+
+
+def torch_timestep_table(max_len, d):
+  """MDM's PositionalEncoding buffer (max_len, d) as torch computes it: every op in float32,
+  in torch's order -- position = arange(max_len).float(); div_term = exp(arange(0, d, 2)
+  .float() * (-log(10000) / d)) (the Python scalar is rounded to float32);
+  pe[:, 0::2] = sin(position * div_term); pe[:, 1::2] = cos(position * div_term)."""
+  f32 = np.float32
+  div_term = np.exp(np.arange(0, d, 2).astype(f32) * f32(-np.log(10000.0) / d))
+  angle = np.arange(max_len, dtype=f32)[:, None] * div_term
+  assert div_term.dtype == angle.dtype == f32
+  pe = np.zeros((max_len, d), f32)
+  pe[:, 0::2], pe[:, 1::2] = np.sin(angle), np.cos(angle)
+  return pe
 
 
 def upstream_state_dict(rng, njoints, d, layers, ff, clip_dim=512):
@@ -29,12 +44,7 @@ def upstream_state_dict(rng, njoints, d, layers, ff, clip_dim=512):
   lin('input_process.poseEmbedding', d, njoints)
   lin('embed_timestep.time_embed.0', d, d)
   lin('embed_timestep.time_embed.2', d, d)
-  # MDM's PositionalEncoding buffer (5000, 1, d), written out by its formula.
-  pos = np.arange(5000)[:, None]
-  div = np.exp(np.arange(0, d, 2) * (-np.log(10000.0) / d))
-  pe = np.zeros((5000, d))
-  pe[:, 0::2], pe[:, 1::2] = np.sin(pos * div), np.cos(pos * div)
-  sd['embed_timestep.sequence_pos_encoder.pe'] = pe[:, None].astype(np.float32)
+  sd['embed_timestep.sequence_pos_encoder.pe'] = torch_timestep_table(5000, d)[:, None]
   sd['sequence_pos_encoder.pe'] = sd['embed_timestep.sequence_pos_encoder.pe']
   lin('embed_text', d, clip_dim)
   sd['seqTransEncoder.pos_emb.absolute.scale'] = np.array([d ** -0.5 * 1.7], np.float32)
@@ -218,3 +228,33 @@ def test_converter_names_wrong_checkpoints():
   full = dict(sd, **{'clip_model.token_embedding.weight': np.zeros(2),
                      'rot2xyz.smpl_model.betas': np.zeros(2)})
   convert.load_into(params, full, cfg)
+
+
+def test_genuine_float32_timestep_table_loads():
+  """Torch's float32 table is off the exact sinusoid by more than the old fixed atol 1e-4
+  (which refused genuine checkpoints); the rows the diffusion steps use load, and a table
+  wrong on a used row is still refused."""
+  d = 512
+  sd = upstream_state_dict(np.random.default_rng(2), 10, d, 1, 64)
+  pe = sd['embed_timestep.sequence_pos_encoder.pe'][:, 0]
+  exact = positional.sinusoid_interleaved(5000, d)
+  err = np.abs(pe - exact).max(axis=1)
+  assert not np.allclose(pe, exact, atol=1e-4)        # the old check's verdict
+  assert err[2700:].max() > 2e-4 and err[:1000].max() < 1e-4
+  params = {'denoiser': convert.denoiser_params(sd, HEADS)}
+  cfg = dict(convert.config_from_state_dict(sd), num_heads=HEADS, head_dim=DIM_HEAD)
+  convert.load_into(params, sd, cfg, rows_used=1000)
+  convert.load_into(params, sd, cfg)                  # whole table: within float32 rounding
+  for row, off in ((10, 1e-4), (999, 1e-3)):
+    bad = dict(sd)
+    bad['embed_timestep.sequence_pos_encoder.pe'] = pe.copy()[:, None]
+    bad['embed_timestep.sequence_pos_encoder.pe'][row, 0, 0] += off
+    with pytest.raises(ValueError, match=f'row {row} is off'):
+      convert.load_into(params, bad, cfg, rows_used=1000)
+  bad['embed_timestep.sequence_pos_encoder.pe'] = pe.copy()[:, None]
+  bad['embed_timestep.sequence_pos_encoder.pe'][3000, 0, 0] += 1e-2   # a row never used
+  convert.load_into(params, bad, cfg, rows_used=1000)
+  with pytest.raises(ValueError, match='row 3000'):
+    convert.load_into(params, bad, cfg)
+  with pytest.raises(ValueError, match='uses 6000'):
+    convert.load_into(params, sd, cfg, rows_used=6000)

@@ -143,7 +143,8 @@ def test_babel_windows_become_multi_segment_batches(tmp_path):
                                      'input.fps': 30.0, 'input.max_frames': 150,
                                      'input.max_segments': 4, 'input.min_length': 20,
                                      'input.max_length': 150, 'input.window_frames': 150,
-                                     'input.batch_size': 2})
+                                     'input.batch_size': 2,
+                                     'input.babel_features': 'sequence'})
   batch = first_batch(config)
   assert batch['text_tokens'].shape == (2, 4, 12)
   n_segments = [len(set(s[s >= 0])) for s in batch['segment_ids']]
