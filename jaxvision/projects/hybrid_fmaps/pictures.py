@@ -1,20 +1,22 @@
 r"""Pictures of Hybrid Functional Maps (Bastian et al., CVPR 2024, Figs. 1-3 in spirit).
 
-  python -m jaxvision.projects.hybrid_fmaps.pictures --out=/tmp/hfm_pictures [--tiny]
+  python -m jaxvision.projects.hybrid_fmaps.pictures --out=/tmp/hfm_pictures \
+      [--which=humans|dogs] [--tiny]
 
-Writes, for one pair of the embedded MakeHuman benchmark (`benchmark.py`):
+Writes, for one pair of the embedded MakeHuman (`benchmark.py`) or dog (`animals.py`)
+benchmark:
 
-- `eigenfunctions.png`: the source mesh coloured by a few LBO eigenfunctions (top row)
+- `<which>_eigenfunctions.png`: the source mesh coloured by a few LBO eigenfunctions (top row)
   and elastic thin-shell eigenfunctions (bottom row; `geometry.elastic`, projected on
   the vertex normals).  The elastic ones concentrate on creases and high-curvature parts
   (Sec. 4: "crease-aware"), the LBO ones are smooth and global;
-- `transfer.png`: a correspondence as colour transfer — the source coloured by its
+- `<which>_transfer.png`: a correspondence as colour transfer — the source coloured by its
   normalised coordinates, and the target coloured through the true map (via the
   template `.vts`), the LBO ZoomOut map and the hybrid ZoomOut map (`axiomatic.py`);
   each title gives the mean geodesic error (×100, √area units).
 
 Rendering: matplotlib 3D (`Poly3DCollection`, per-face colour = mean of its vertices'),
-Agg backend, the body's up axis (+y for MakeHuman) drawn vertical.
+Agg backend, the shape's up axis (+y for MakeHuman, +z for the dog) drawn vertical.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxvision.geometry import geodesics  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxvision.geometry import mesh_operators  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxvision.metrics import geodesic  # pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxvision.projects.hybrid_fmaps import animals  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxvision.projects.hybrid_fmaps import axiomatic  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxvision.projects.hybrid_fmaps import benchmark  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxvision.projects.hybrid_fmaps import data  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -42,15 +45,27 @@ _UP = {'y': np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]),   # (x, y, z) -> (x,
        'z': np.eye(3)}
 
 
-def example(*, tiny: bool = True, pair=('body_00', 'body_01'), cache_dir: str | None = None):
+_BENCHMARKS = {  # name: (layout builder, default pair, up axis)
+    'humans': (benchmark.ensure_benchmark, ('body_00', 'body_01'), 'y'),
+    'dogs': (animals.ensure_benchmark, ('dog_00', 'dog_01'), 'z'),
+}
+
+
+def example(*, tiny: bool = True, which: str = 'humans', pair=None,
+            cache_dir: str | None = None):
   """Two benchmark shapes (read back from the ULRSSM layout), their bases and the maps.
 
+  which: 'humans' (MakeHuman, `benchmark.py`) or 'dogs' (dm-control, `animals.py`);
   tiny: 200 coarse vertices, 20 LBO + 10 elastic; else 500 vertices, 35 + 15 (tiny.py).
   """
+  if which not in _BENCHMARKS:
+    raise ValueError(f'which={which!r}; expected one of {sorted(_BENCHMARKS)}')
+  build, default_pair, up = _BENCHMARKS[which]
+  pair = tuple(pair or default_pair)
   n, (k_lbo, k_el, n_eig) = (200, (20, 10, 20)) if tiny else (500, (35, 15, 30))
-  root = benchmark.ensure_benchmark(cache_dir, n, tuple(pair))
+  root = build(cache_dir, n, pair)
   x, y = data.load_shape(root, pair[0]), data.load_shape(root, pair[1])
-  out = dict(source=x, target=y, maps={})
+  out = dict(source=x, target=y, maps={}, up=up)
   for basis in axiomatic.BASES:
     s = axiomatic.Settings(basis=basis, k_lbo=k_lbo, k_elastic=k_el, n_eig_descr=n_eig)
     px, py = axiomatic.prepare(x.verts, x.faces, s), axiomatic.prepare(y.verts, y.faces, s)
@@ -140,12 +155,15 @@ def plot_transfer(source, target, maps: dict, errors: dict | None = None, *, up:
   return fig
 
 
-def write_pictures(out: str, *, tiny: bool = True, cache_dir: str | None = None) -> list[str]:
-  ex = example(tiny=tiny, cache_dir=cache_dir)
+def write_pictures(out: str, *, tiny: bool = True, which: str = 'humans',
+                   cache_dir: str | None = None) -> list[str]:
+  ex = example(tiny=tiny, which=which, cache_dir=cache_dir)
   os.makedirs(out, exist_ok=True)
-  paths = [os.path.join(out, 'eigenfunctions.png'), os.path.join(out, 'transfer.png')]
-  figs = [plot_eigenfunctions(ex['source'].verts, ex['source'].faces, ex['lbo'], ex['elastic']),
-          plot_transfer(ex['source'], ex['target'], ex['maps'], ex['errors'])]
+  paths = [os.path.join(out, f'{which}_eigenfunctions.png'),
+           os.path.join(out, f'{which}_transfer.png')]
+  figs = [plot_eigenfunctions(ex['source'].verts, ex['source'].faces, ex['lbo'], ex['elastic'],
+                              up=ex['up']),
+          plot_transfer(ex['source'], ex['target'], ex['maps'], ex['errors'], up=ex['up'])]
   for fig, path in zip(figs, paths):
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -154,11 +172,12 @@ def write_pictures(out: str, *, tiny: bool = True, cache_dir: str | None = None)
 
 def main(argv):
   del argv
-  for p in write_pictures(flags.FLAGS.out, tiny=flags.FLAGS.tiny):
+  for p in write_pictures(flags.FLAGS.out, tiny=flags.FLAGS.tiny, which=flags.FLAGS.which):
     print('wrote', p)
 
 
 if __name__ == '__main__':
   flags.DEFINE_string('out', 'hfm_pictures', 'output folder')
+  flags.DEFINE_enum('which', 'humans', sorted(_BENCHMARKS), 'embedded benchmark')
   flags.DEFINE_bool('tiny', False, '200-vertex bodies and 20 + 10 functions (seconds)')
   app.run(main)
