@@ -188,11 +188,15 @@ class DiffusionNet(nn.Module):
     return nn.Dense(self.out_channels, name='last')(x)
 
 
-def mesh_ops(verts, faces, k: int = 128, dtype=jnp.float32) -> dict:
-  """The dense operator dict for a (small) mesh: LBO basis + gradient operators."""
+def mesh_ops(verts, faces, k: int = 128, dtype=jnp.float32, *, sparse: bool = False) -> dict:
+  """The operator dict of a mesh: LBO basis + gradient operators (dense, or BCOO)."""
+  from jax.experimental import sparse as jsparse  # pylint: disable=g-import-not-at-top
   from jaxvision.geometry import spectral  # pylint: disable=g-import-not-at-top
   basis = spectral.lbo_basis(verts, faces, k)
-  gx, gy = gradient_operators(verts, faces)
+  grads = gradient_operators(verts, faces)
+  if sparse:
+    gx, gy = (jsparse.BCOO.from_scipy_sparse(g.astype(np.dtype(dtype))) for g in grads)
+  else:
+    gx, gy = (jnp.asarray(g.toarray(), dtype) for g in grads)
   return dict(evals=jnp.asarray(basis.evals, dtype), evecs=jnp.asarray(basis.evecs, dtype),
-              mass=jnp.asarray(basis.mass, dtype), grad_x=jnp.asarray(gx.toarray(), dtype),
-              grad_y=jnp.asarray(gy.toarray(), dtype))
+              mass=jnp.asarray(basis.mass, dtype), grad_x=gx, grad_y=gy)

@@ -73,6 +73,8 @@ def test_net_is_invariant_to_rigid_motions_and_trains_its_times():
   moved = v @ Rotation.from_rotvec([0.3, -1.1, 0.7]).as_matrix().T + np.array([1.0, 2, 3])
   out_moved = model.apply(params, x, dn.mesh_ops(moved, f, k=20))
   np.testing.assert_allclose(out_moved, out, atol=2e-3)
+  sparse_out = model.apply(params, x, dn.mesh_ops(v, f, k=20, sparse=True))
+  np.testing.assert_allclose(sparse_out, out, atol=1e-5)
   grads = jax.grad(lambda p: jnp.sum(model.apply(p, x, ops) ** 2))(params)
   assert float(jnp.abs(grads['params']['block_0']['diffusion']['times']).max()) > 0
   drop = model.apply(params, x, ops, train=True, rngs={'dropout': jax.random.key(1)})
