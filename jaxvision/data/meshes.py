@@ -228,6 +228,43 @@ def read_skn(path: str, *, degenerate: str = 'drop'):
   return _check_mesh(verts, faces.astype(np.int64), path, degenerate)
 
 
+def read_skn_bones(path: str) -> list[dict]:
+  """The bones of a MuJoCo `.skn` skin: after the mesh arrays (header `nvert ntex nface
+  nbone`), per bone: name (char[40]), bindpos (3 × f32), bindquat (4 × f32, w x y z),
+  count (i32), vertex ids (count × i32), weights (count × f32).  Returns
+  [{'name', 'bindpos' (3,), 'bindquat' (4,), 'vertices' (c,) int64, 'weights' (c,)}]."""
+  with open(path, 'rb') as fh:
+    data = fh.read()
+  if len(data) < 16:
+    raise DataFileError(path, f'too short for a MuJoCo .skn header ({len(data)} bytes)')
+  nv, nt, nf, nb = struct.unpack('<iiii', data[:16])
+  off = 16 + 4 * (3 * nv + 2 * nt + 3 * nf)
+  if min(nv, nt, nf, nb) < 0 or len(data) < off:
+    raise DataFileError(path, f'.skn header counts ({nv}, {nt}, {nf}, {nb} bones) exceed '
+                        f'the file ({len(data)} bytes)')
+  bones = []
+  for b in range(nb):
+    if len(data) < off + 72:
+      raise DataFileError(path, f'bone {b}: truncated header at byte {off}')
+    name = data[off:off + 40].split(b'\0', 1)[0].decode('ascii', 'replace')
+    bindpos = np.frombuffer(data, '<f4', 3, off + 40).astype(np.float64)
+    bindquat = np.frombuffer(data, '<f4', 4, off + 52).astype(np.float64)
+    (count,) = struct.unpack('<i', data[off + 68:off + 72])
+    off += 72
+    if count < 0 or len(data) < off + 8 * count:
+      raise DataFileError(path, f'bone {b} ({name!r}): {count} vertex weights exceed the file')
+    ids = np.frombuffer(data, '<i4', count, off).astype(np.int64)
+    weights = np.frombuffer(data, '<f4', count, off + 4 * count).astype(np.float64)
+    off += 8 * count
+    if count and (ids.min() < 0 or ids.max() >= nv):
+      raise DataFileError(path, f'bone {b} ({name!r}): vertex ids outside 0..{nv - 1}')
+    bones.append(dict(name=name, bindpos=bindpos, bindquat=bindquat, vertices=ids,
+                      weights=weights))
+  if off != len(data):
+    raise DataFileError(path, f'{len(data) - off} trailing bytes after {nb} bones')
+  return bones
+
+
 _OFF_HEADER = re.compile(r'(ST)?(C)?(N)?(4)?(n)?OFF')
 
 
@@ -302,12 +339,14 @@ def read_mesh(path: str, *, degenerate: str = 'drop'):
   return READERS[ext](path, degenerate=degenerate)
 
 
-def unique_vertices(vertices, faces=None):
-  """Distinct vertices (as upstream `np.unique(..., axis=0)`) and re-indexed faces."""
+def unique_vertices(vertices, faces=None, *, return_inverse: bool = False):
+  """Distinct vertices (as upstream `np.unique(..., axis=0)`) and re-indexed faces;
+  with `return_inverse`, also (n,) the distinct vertex of every input vertex."""
   uniq, inverse = np.unique(np.asarray(vertices), axis=0, return_inverse=True)
-  if faces is None:
-    return uniq
-  return uniq, inverse.ravel()[np.asarray(faces)]
+  inverse = inverse.ravel()
+  out = (uniq,) if faces is None else (uniq, inverse[np.asarray(faces)])
+  out = out + (inverse,) if return_inverse else out
+  return out if len(out) > 1 else out[0]
 
 
 def read_point_cloud(path: str) -> np.ndarray:

