@@ -16,7 +16,7 @@ extractor of ULRSSM / Hybrid ULRSSM (Bastian et al., CVPR 2024, Sec. 5; upstream
   C, C, ReLU, dropout 0.5 before all but the first linear) → + x (residual).
 * Net: Linear(C_in → C) → blocks → Linear(C → C_out), per vertex.
 
-Operators (float64 numpy pre-processing): `gradient_operators(verts, faces)` gives the
+Operators (float64 numpy pre-processing, `jaxvision.geometry.tangent_gradients`): `gradient_operators(verts, faces)` gives the
 per-vertex gradient (the area-weighted mean of the adjacent piecewise-linear face
 gradients, exact for linear functions) in a frame (vertex normal, first incident edge
 projected, normal × it), as scipy sparse (n, n) matrices for x and y.  Upstream uses a
