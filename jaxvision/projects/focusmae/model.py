@@ -1,0 +1,215 @@
+"""FocusMAE's video masked autoencoder (VideoMAE / AdaMAE backbone) in Flax.
+
+Basu et al., "Gallbladder Cancer Detection from Ultrasound Videos with Focused Masked
+Autoencoders", CVPR 2024, Sec. 3 (the MAE backbone FocusMAE pre-trains), which follows
+VideoMAE (Tong et al., NeurIPS 2022, Sec. 3.3) and AdaMAE (Bandara et al., CVPR 2023):
+
+* tube (tubelet) embedding: a Conv3d with kernel = stride = (2, 16, 16) turns a
+  (T, H, W, 3) clip into N = T/2 * H/16 * W/16 tokens, ordered (t, h, w) row-major
+  (16 x 224^2 -> 8 x 14 x 14 = 1568 tokens);
+* fixed 1-D sinusoid position embeddings over the flattened token index
+  (VideoMAE's `get_sinusoid_encoding_table`, = `positional.sinusoid_interleaved`);
+* the encoder runs on the VISIBLE tokens only (pre-LN blocks, exact GELU, LN eps 1e-6,
+  bias on the fused qkv), then a LayerNorm;
+* `encoder_to_decoder` (Linear, no bias) maps to the decoder width; a learnt
+  `mask_token` plus the decoder's position embedding stands in for each masked token;
+  visible tokens come first, masked after, as in VideoMAE; a lightweight decoder
+  (width 384, 6 heads, depth 4 in VideoMAE / 10 in FocusMAE's pretrain.sh) and a Linear
+  head predict the 2*16*16*3 = 1536 pixels of every MASKED tube.
+
+`mask` is (B, N) bool with True = masked and the same number of visible tokens in every
+row (`num_visible`, static); `jaxvision.projects.focusmae.masking` draws it. Tokens are
+gathered with a stable argsort of the mask, so visible and masked tokens keep their
+ascending index order and the predictions are for `masked_index(mask)` in that order.
+Sub-module names (patch_embed/proj, blocks_i/{norm1,attn/qkv,attn/proj,norm2,mlp/fc1,
+mlp/fc2}, norm, encoder_to_decoder, mask_token, decoder/head) follow the PyTorch
+state-dict keys so a converter can map a VideoMAE/AdaMAE checkpoint one-to-one
+(VideoMAE's separate q_bias/v_bias map to the fused bias with a zero key bias).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxvision.nn import layers
+from jaxvision.nn import positional
+from jaxvision.nn import transformer
+from jaxvision.nn.layers import boxed
+
+_xavier = nn.initializers.xavier_uniform()
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def token_grid(frames: int, height: int, width: int,
+               tubelet: int = 2, patch: int = 16) -> tuple[int, int, int]:
+  """(T', H', W') token grid of a clip; refuses sizes the tubes do not tile."""
+  if frames % tubelet or height % patch or width % patch:
+    raise ValueError(f'clip {frames} x {height} x {width} is not tiled by tubes of '
+                     f'{tubelet} x {patch} x {patch}')
+  return frames // tubelet, height // patch, width // patch
+
+
+def sinusoid_table(num_tokens: int, dim: int) -> jax.Array:
+  """(1, N, dim) fixed position embedding (VideoMAE's table: sin even / cos odd)."""
+  return jnp.asarray(positional.sinusoid_interleaved(num_tokens, dim))[None]
+
+
+def split_index(mask: jax.Array, num_visible: int) -> tuple[jax.Array, jax.Array]:
+  """(visible (B, num_visible), masked (B, N - num_visible)) token indices, ascending."""
+  order = jnp.argsort(mask.astype(jnp.int32), axis=-1, stable=True)
+  return order[:, :num_visible], order[:, num_visible:]
+
+
+def masked_index(mask: jax.Array, num_visible: int) -> jax.Array:
+  return split_index(mask, num_visible)[1]
+
+
+def gather_tokens(x: jax.Array, index: jax.Array) -> jax.Array:
+  """x (B, N, D), index (B, K) -> (B, K, D)."""
+  return jnp.take_along_axis(x, index[..., None], axis=1)
+
+
+def block(num_heads: int, mlp_ratio: float, width: int, name: str,
+          dtype_mm: Any = jnp.float32) -> transformer.TransformerBlock:
+  """VideoMAE's Block: pre-LN (eps 1e-6), fused qkv with bias, exact-GELU MLP."""
+  return transformer.TransformerBlock(
+      num_heads, mlp_dim=int(width * mlp_ratio), activation='gelu', norm='pre', ln_eps=1e-6,
+      fused_qkv=True, names={'attn_norm': 'norm1', 'attn': 'attn', 'mlp_norm': 'norm2',
+                             'mlp': 'mlp'},
+      attn_names=('qkv', 'qkv', 'qkv', 'proj'), mlp_names=('fc1', 'fc2'),
+      attn_kernel_init=_xavier, mlp_kernel_init=_xavier, dtype_mm=dtype_mm, name=name)
+
+
+class TubeEmbed(nn.Module):
+  """Conv3d over (2, 16, 16) tubes: (B, T, H, W, C) -> (B, N, width), (t, h, w) order."""
+  width: int
+  tubelet: int = 2
+  patch: int = 16
+  dtype_mm: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, video):
+    kernel = (self.tubelet, self.patch, self.patch)
+    x = nn.Conv(self.width, kernel, strides=kernel, padding='VALID', dtype=self.dtype_mm,
+                kernel_init=boxed(nn.initializers.lecun_normal(), None, 'patch', None,
+                                  'channels', 'embed'),
+                bias_init=boxed(nn.initializers.zeros, 'embed'), name='proj')(video)
+    b = x.shape[0]
+    return jnp.reshape(x, (b, -1, self.width)).astype(jnp.float32)
+
+
+class Encoder(nn.Module):
+  """Tube embedding + position embedding; blocks on the visible tokens; LayerNorm."""
+  width: int = 384
+  depth: int = 12
+  num_heads: int = 6
+  mlp_ratio: float = 4.0
+  tubelet: int = 2
+  patch: int = 16
+  dtype_mm: Any = jnp.float32
+
+  def embed(self, video):
+    x = TubeEmbed(self.width, self.tubelet, self.patch, self.dtype_mm, name='patch_embed')(video)
+    return x + sinusoid_table(x.shape[1], self.width)
+
+  @nn.compact
+  def __call__(self, video, visible, *, train: bool = False):
+    x = gather_tokens(self.embed(video), visible)
+    for i in range(self.depth):
+      x = block(self.num_heads, self.mlp_ratio, self.width, f'blocks_{i}',
+                self.dtype_mm)(x, train=train)
+    return layers.layer_norm('norm', 1e-6)(x)
+
+
+class Decoder(nn.Module):
+  """Blocks over [visible; mask tokens], LayerNorm, Linear head on the masked part."""
+  width: int = 384
+  depth: int = 4
+  num_heads: int = 6
+  mlp_ratio: float = 4.0
+  out_dim: int = 1536
+  dtype_mm: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, num_masked: int, *, train: bool = False):
+    for i in range(self.depth):
+      x = block(self.num_heads, self.mlp_ratio, self.width, f'blocks_{i}',
+                self.dtype_mm)(x, train=train)
+    x = layers.layer_norm('norm', 1e-6)(x[:, -num_masked:])
+    return layers.Dense(self.out_dim, kernel_axes=('embed', 'mlp'), kernel_init=_xavier,
+                        dtype_mm=self.dtype_mm, name='head')(x)
+
+
+class VideoMAE(nn.Module):
+  """`__call__(video (B, T, H, W, 3) normalised, mask (B, N) bool) -> (B, N_masked, 1536)`.
+
+  The predictions are for `masked_index(mask, num_visible)` tokens in ascending order.
+  """
+  frames: int = 16
+  image_size: Sequence[int] = (224, 224)
+  tubelet: int = 2
+  patch: int = 16
+  # Defaults: FocusMAE's paper-era model (root pretrain.sh): 384-wide encoder with 12
+  # heads (FocusMAE_v1: 768), decoder 384 / 6 heads / depth 10, mask ratio 0.8.
+  mask_ratio: float = 0.8
+  encoder_width: int = 384
+  encoder_depth: int = 12
+  encoder_heads: int = 12
+  decoder_width: int = 384
+  decoder_depth: int = 10
+  decoder_heads: int = 6
+  mlp_ratio: float = 4.0
+  dtype_mm: Any = jnp.float32
+
+  @property
+  def grid(self) -> tuple[int, int, int]:
+    return token_grid(self.frames, *self.image_size, self.tubelet, self.patch)
+
+  @property
+  def num_tokens(self) -> int:
+    return int(np.prod(self.grid))
+
+  @property
+  def num_visible(self) -> int:
+    """int(N (1 - mask_ratio)), as upstream's TubeMaskingGenerator / AdaMAE sampler."""
+    n = int(self.num_tokens * (1 - self.mask_ratio))
+    if not 0 < n < self.num_tokens:
+      raise ValueError(f'mask_ratio {self.mask_ratio} leaves {n} of {self.num_tokens} '
+                       'tokens visible; need at least one visible and one masked')
+    return n
+
+  @nn.compact
+  def __call__(self, video, mask, *, train: bool = False):
+    if video.shape[1:4] != (self.frames, *self.image_size):
+      raise ValueError(f'clip shape {video.shape[1:4]} != configured '
+                       f'{(self.frames, *self.image_size)}')
+    if mask.shape[1:] != (self.num_tokens,):
+      raise ValueError(f'mask has shape {mask.shape}, expected (B, {self.num_tokens})')
+    visible, masked = split_index(mask, self.num_visible)
+    enc = Encoder(self.encoder_width, self.encoder_depth, self.encoder_heads, self.mlp_ratio,
+                  self.tubelet, self.patch, self.dtype_mm, name='encoder')
+    x_vis = enc(video, visible, train=train)
+    x_vis = layers.Dense(self.decoder_width, use_bias=False, kernel_axes=('embed', 'mlp'),
+                         kernel_init=_xavier, dtype_mm=self.dtype_mm,
+                         name='encoder_to_decoder')(x_vis)
+    mask_token = self.param('mask_token', boxed(nn.initializers.truncated_normal(0.02),
+                                                None, None, 'mlp'),
+                            (1, 1, self.decoder_width), jnp.float32)
+    pos = jnp.broadcast_to(sinusoid_table(self.num_tokens, self.decoder_width),
+                           (video.shape[0], self.num_tokens, self.decoder_width))
+    x = jnp.concatenate([x_vis + gather_tokens(pos, visible),
+                         mask_token + gather_tokens(pos, masked)], axis=1)
+    return Decoder(self.decoder_width, self.decoder_depth, self.decoder_heads, self.mlp_ratio,
+                   self.tubelet * self.patch ** 2 * video.shape[-1], self.dtype_mm,
+                   name='decoder')(x, masked.shape[1], train=train)
+
+
+def normalize_video(video: jax.Array) -> jax.Array:
+  """[0, 1] RGB frames -> ImageNet-normalised model input (VideoMAE's GroupNormalize)."""
+  return (video - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
