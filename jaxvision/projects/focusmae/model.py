@@ -40,6 +40,7 @@ from jaxvision.nn import layers
 from jaxvision.nn import positional
 from jaxvision.nn import transformer
 from jaxvision.nn.layers import boxed
+from jaxvision.projects.focusmae import masking
 
 _xavier = nn.initializers.xavier_uniform()
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -158,6 +159,7 @@ class VideoMAE(nn.Module):
   # Defaults: FocusMAE's paper-era model (root pretrain.sh): 384-wide encoder with 12
   # heads (FocusMAE_v1: 768), decoder 384 / 6 heads / depth 10, mask ratio 0.8.
   mask_ratio: float = 0.8
+  mask_type: str = 'focus'     # sets num_visible: masking.num_visible(mask_type, ...)
   encoder_width: int = 384
   encoder_depth: int = 12
   encoder_heads: int = 12
@@ -177,12 +179,8 @@ class VideoMAE(nn.Module):
 
   @property
   def num_visible(self) -> int:
-    """int(N (1 - mask_ratio)), as upstream's TubeMaskingGenerator / AdaMAE sampler."""
-    n = int(self.num_tokens * (1 - self.mask_ratio))
-    if not 0 < n < self.num_tokens:
-      raise ValueError(f'mask_ratio {self.mask_ratio} leaves {n} of {self.num_tokens} '
-                       'tokens visible; need at least one visible and one masked')
-    return n
+    """Visible tokens per clip: int(N (1 - mask_ratio)) for random / focus masking."""
+    return masking.num_visible(self.mask_type, self.grid, self.mask_ratio)
 
   @nn.compact
   def __call__(self, video, mask, *, train: bool = False):
