@@ -36,5 +36,6 @@ def get_config(arg=None):
     c.total_steps = 2
     c.log_every = 1
     c.input.max_frames = 12
+    c.schedule.warmup_steps = 1
     c.checkpoint.every = 1
   return with_defaults(c)
