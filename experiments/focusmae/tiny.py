@@ -24,7 +24,8 @@ def get_config(arg=None):
   c.log_every = 20
   c.model = dict(frames=4, image_size=(48, 64), tubelet=2, patch=16, mask_ratio=0.75,
                  mask_type=arg.mask, encoder_width=64, encoder_depth=2, encoder_heads=4,
-                 decoder_width=32, decoder_depth=1, decoder_heads=2)
+                 decoder_width=32, decoder_depth=1, decoder_heads=2,
+                 adaptive=True, sampler_heads=4)
   c.input = dict(dicom='echo_cine', batch_size=8, sampling_rate=3, clip_stride=2,
                  max_frames=arg.frames, num_clips=arg.clips)
   c.masking = dict(delta=2.0, inflate=1.2, direction='mask')

@@ -36,6 +36,8 @@ def default_config() -> ml_collections.ConfigDict:
           'encoder_width': 384, 'encoder_depth': 12, 'encoder_heads': 12,
           'decoder_width': 384, 'decoder_depth': 10, 'decoder_heads': 6,
           'mlp_ratio': 4.0, 'dtype_mm': 'float32',
+          'adaptive': True,         # AdaMAE token-probability network gives the logits
+          'sampler_heads': 8,
       },
       'input': {
           'dicom': 'echo_cine',     # an EMBEDDED name of jaxvision.data.dicom_video or a path
@@ -53,7 +55,8 @@ def default_config() -> ml_collections.ConfigDict:
           'direction': 'mask',      # 'mask' (paper: ROI masked more) | 'visible' (code)
           'reference': 'center',    # 'center' | 'upstream' (corner minus half a patch)
       },
-      'loss': {'normalize_target': True},
+      'loss': {'normalize_target': True,
+               'sampling_weight': 1e-4},   # AdaMAE's REINFORCE term (adaptive only)
   })
 
 
@@ -65,29 +68,49 @@ def make_model(model_cfg) -> model_lib.VideoMAE:
       encoder_depth=model_cfg.encoder_depth, encoder_heads=model_cfg.encoder_heads,
       decoder_width=model_cfg.decoder_width, decoder_depth=model_cfg.decoder_depth,
       decoder_heads=model_cfg.decoder_heads, mlp_ratio=model_cfg.mlp_ratio,
+      adaptive=model_cfg.adaptive, sampler_heads=model_cfg.sampler_heads,
       dtype_mm=model_cfg.dtype_mm)
 
 
-def sample_masks(rng, batch, model: model_lib.VideoMAE, mask_cfg) -> jax.Array:
-  """(B, N) bool masks (True = masked) of `model.mask_type` for the batch's clips."""
+def sample_masks(rng, batch, model: model_lib.VideoMAE, mask_cfg, logits=None,
+                 delta=None) -> jax.Array:
+  """(B, N) bool masks (True = masked) of `model.mask_type` for the batch's clips.
+
+  logits (B, N): AdaMAE's token logits; with them 'random' masking is AdaMAE's sampler
+  (no ROI bonus) and 'focus' adds delta on ROI tokens (FocusMAE). delta: overrides
+  mask_cfg.delta (0 when the logits already hold the bonus).
+  """
   grid = model.grid
   n = model.num_tokens
   num_masked = n - model.num_visible
   keys = jax.random.split(rng, batch['video'].shape[0])
   kind_ = model.mask_type
-  if kind_ == 'random':
+  if kind_ == 'random' and logits is None:
     return jax.vmap(lambda k: masking.random_mask(k, n, num_masked))(keys)
   if kind_ == 'tube':
     return jax.vmap(lambda k: masking.tube_mask(k, grid, model.mask_ratio))(keys)
   if kind_ == 'frame':
     return jax.vmap(lambda k: masking.frame_mask(k, grid, model.mask_ratio))(keys)
 
-  def one(k, boxes, valid):
+  delta = (mask_cfg.delta if delta is None else delta) if kind_ == 'focus' else 0.0
+  if logits is None:
+    logits = jnp.zeros((len(keys), n), jnp.float32)
+
+  def one(k, boxes, valid, z):
     prior = masking.region_prior(boxes, valid, grid[1:], model.patch,
                                  inflate=mask_cfg.inflate, reference=mask_cfg.reference)
-    return masking.focus_mask(k, masking.tile_prior(prior, grid[0]), num_masked,
-                              delta=mask_cfg.delta, direction=mask_cfg.direction)
-  return jax.vmap(one)(keys, batch['boxes'], batch['box_valid'])
+    return masking.focus_mask(k, masking.tile_prior(prior, grid[0]), num_masked, delta=delta,
+                              logits=z, direction=mask_cfg.direction)
+  return jax.vmap(one)(keys, batch['boxes'], batch['box_valid'], logits)
+
+
+def priors(batch, model: model_lib.VideoMAE, mask_cfg) -> jax.Array:
+  """(B, N) bool ROI priors of the batch's boxes, tiled over time."""
+  grid = model.grid
+  one = lambda b, v: masking.tile_prior(masking.region_prior(  # pylint: disable=g-long-lambda
+      b, v, grid[1:], model.patch, inflate=mask_cfg.inflate, reference=mask_cfg.reference),
+      grid[0])
+  return jax.vmap(one)(batch['boxes'], batch['box_valid'])
 
 
 def init_params(model, rng, batch):
@@ -105,14 +128,33 @@ def batch_spec(config, split: str):
 
 
 def loss_fn(params, batch, rng, *, model, config):
-  mask = sample_masks(rng, batch, model, config.masking)
-  pred = model.apply({'params': params}, model_lib.normalize_video(batch['video']), mask,
-                     train=True)
+  """l_r (+ sampling_weight * l_s with the AdaMAE sampler), Sec. 3 / upstream engine."""
+  mask_rng, drop_rng = jax.random.split(rng)
+  video = model_lib.normalize_video(batch['video'])
+  logits = None
+  if model.adaptive:
+    logits = model.apply({'params': params}, video, train=True, rngs={'dropout': drop_rng},
+                         method=model_lib.VideoMAE.token_logits)
+    if model.mask_type == 'focus':
+      logits = masking.focus_logits(priors(batch, model, config.masking),
+                                    config.masking.delta, logits)
+  if model.adaptive and model.mask_type in ('random', 'focus'):
+    # The bonus is already in the logits: sample with delta 0 on top of them.
+    mask = sample_masks(mask_rng, batch, model, config.masking,
+                        logits=jax.lax.stop_gradient(logits), delta=0.0)
+  else:
+    mask = sample_masks(mask_rng, batch, model, config.masking)
+  pred = model.apply({'params': params}, video, mask, train=True, rngs={'dropout': drop_rng})
   masked = model_lib.masked_index(mask, model.num_visible)
-  loss, _ = losses.reconstruction_loss(pred, batch['video'], masked, tubelet=model.tubelet,
-                                       patch=model.patch,
-                                       normalize=config.loss.normalize_target)
-  return loss, {'reconstruction': loss}
+  loss, per_token = losses.reconstruction_loss(
+      pred, batch['video'], masked, tubelet=model.tubelet, patch=model.patch,
+      normalize=config.loss.normalize_target)
+  metrics = {'reconstruction': loss}
+  if logits is not None and model.mask_type in ('random', 'focus'):
+    l_s = losses.sampling_loss(logits, masked, per_token)
+    metrics['sampling'] = l_s
+    loss = loss + config.loss.sampling_weight * l_s
+  return loss, metrics
 
 
 def _dicom_path(name: str) -> str:

@@ -106,7 +106,7 @@ class TubeEmbed(nn.Module):
 
 
 class Encoder(nn.Module):
-  """Tube embedding + position embedding; blocks on the visible tokens; LayerNorm."""
+  """Tube embedding + position embedding (`embed`); blocks on the visible tokens; LayerNorm."""
   width: int = 384
   depth: int = 12
   num_heads: int = 6
@@ -115,17 +115,44 @@ class Encoder(nn.Module):
   patch: int = 16
   dtype_mm: Any = jnp.float32
 
+  def setup(self):
+    self.patch_embed = TubeEmbed(self.width, self.tubelet, self.patch, self.dtype_mm)
+    self.blocks = [block(self.num_heads, self.mlp_ratio, self.width, f'blocks_{i}',
+                         self.dtype_mm) for i in range(self.depth)]
+    self.norm = layers.layer_norm(None, 1e-6)
+
   def embed(self, video):
-    x = TubeEmbed(self.width, self.tubelet, self.patch, self.dtype_mm, name='patch_embed')(video)
+    """(B, N, width): every tube's embedding plus its position embedding."""
+    x = self.patch_embed(video)
     return x + sinusoid_table(x.shape[1], self.width)
 
-  @nn.compact
   def __call__(self, video, visible, *, train: bool = False):
     x = gather_tokens(self.embed(video), visible)
-    for i in range(self.depth):
-      x = block(self.num_heads, self.mlp_ratio, self.width, f'blocks_{i}',
-                self.dtype_mm)(x, train=train)
-    return layers.layer_norm('norm', 1e-6)(x)
+    for blk in self.blocks:
+      x = blk(x, train=train)
+    return self.norm(x)
+
+
+class TokenProbability(nn.Module):
+  """AdaMAE's `get_token_probs`: one Transformer block, then Linear(width, 1) -> (B, N)."""
+  num_heads: int = 8
+  mlp_ratio: float = 4.0
+  dropout: float = 0.1
+  dtype_mm: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, *, train: bool = False):
+    width = x.shape[-1]
+    x = transformer.TransformerBlock(
+        self.num_heads, mlp_dim=int(width * self.mlp_ratio), activation='gelu', norm='pre',
+        ln_eps=1e-6, dropout=self.dropout, fused_qkv=True,
+        names={'attn_norm': 'norm1', 'attn': 'attn', 'mlp_norm': 'norm2', 'mlp': 'mlp'},
+        attn_names=('qkv', 'qkv', 'qkv', 'proj'), mlp_names=('fc1', 'fc2'),
+        attn_kernel_init=_xavier, mlp_kernel_init=_xavier, dtype_mm=self.dtype_mm,
+        name='block')(x, train=train)
+    logits = layers.Dense(1, kernel_axes=('embed', None), kernel_init=_xavier,
+                          dtype_mm=self.dtype_mm, name='head')(x)
+    return logits[..., 0].astype(jnp.float32)
 
 
 class Decoder(nn.Module):
@@ -167,6 +194,9 @@ class VideoMAE(nn.Module):
   decoder_depth: int = 10
   decoder_heads: int = 6
   mlp_ratio: float = 4.0
+  channels: int = 3
+  adaptive: bool = False       # AdaMAE token-probability network (`token_logits`)
+  sampler_heads: int = 8
   dtype_mm: Any = jnp.float32
 
   @property
@@ -182,30 +212,48 @@ class VideoMAE(nn.Module):
     """Visible tokens per clip: int(N (1 - mask_ratio)) for random / focus masking."""
     return masking.num_visible(self.mask_type, self.grid, self.mask_ratio)
 
-  @nn.compact
+  def setup(self):
+    self.encoder = Encoder(self.encoder_width, self.encoder_depth, self.encoder_heads,
+                           self.mlp_ratio, self.tubelet, self.patch, self.dtype_mm)
+    self.encoder_to_decoder = layers.Dense(self.decoder_width, use_bias=False,
+                                           kernel_axes=('embed', 'mlp'), kernel_init=_xavier,
+                                           dtype_mm=self.dtype_mm)
+    self.mask_token = self.param('mask_token', boxed(nn.initializers.truncated_normal(0.02),
+                                                     None, None, 'mlp'),
+                                 (1, 1, self.decoder_width), jnp.float32)
+    self.decoder = Decoder(self.decoder_width, self.decoder_depth, self.decoder_heads,
+                           self.mlp_ratio, self.tubelet * self.patch ** 2 * self.channels,
+                           self.dtype_mm)
+    if self.adaptive:
+      self.get_token_probs = TokenProbability(self.sampler_heads, self.mlp_ratio,
+                                              dtype_mm=self.dtype_mm)
+
+  def _check(self, video):
+    if video.shape[1:] != (self.frames, *self.image_size, self.channels):
+      raise ValueError(f'clip shape {video.shape[1:]} != configured '
+                       f'{(self.frames, *self.image_size, self.channels)}')
+
+  def token_logits(self, video, *, train: bool = False):
+    """(B, N) AdaMAE sampling logits of every token (`adaptive=True` only)."""
+    if not self.adaptive:
+      raise ValueError('token_logits needs VideoMAE(adaptive=True)')
+    self._check(video)
+    x = self.encoder.embed(video)
+    return self.get_token_probs(x + sinusoid_table(x.shape[1], x.shape[-1]), train=train)
+
   def __call__(self, video, mask, *, train: bool = False):
-    if video.shape[1:4] != (self.frames, *self.image_size):
-      raise ValueError(f'clip shape {video.shape[1:4]} != configured '
-                       f'{(self.frames, *self.image_size)}')
+    self._check(video)
     if mask.shape[1:] != (self.num_tokens,):
       raise ValueError(f'mask has shape {mask.shape}, expected (B, {self.num_tokens})')
+    if self.adaptive and self.is_initializing():
+      self.token_logits(video)          # creates the sampler's parameters
     visible, masked = split_index(mask, self.num_visible)
-    enc = Encoder(self.encoder_width, self.encoder_depth, self.encoder_heads, self.mlp_ratio,
-                  self.tubelet, self.patch, self.dtype_mm, name='encoder')
-    x_vis = enc(video, visible, train=train)
-    x_vis = layers.Dense(self.decoder_width, use_bias=False, kernel_axes=('embed', 'mlp'),
-                         kernel_init=_xavier, dtype_mm=self.dtype_mm,
-                         name='encoder_to_decoder')(x_vis)
-    mask_token = self.param('mask_token', boxed(nn.initializers.truncated_normal(0.02),
-                                                None, None, 'mlp'),
-                            (1, 1, self.decoder_width), jnp.float32)
+    x_vis = self.encoder_to_decoder(self.encoder(video, visible, train=train))
     pos = jnp.broadcast_to(sinusoid_table(self.num_tokens, self.decoder_width),
                            (video.shape[0], self.num_tokens, self.decoder_width))
     x = jnp.concatenate([x_vis + gather_tokens(pos, visible),
-                         mask_token + gather_tokens(pos, masked)], axis=1)
-    return Decoder(self.decoder_width, self.decoder_depth, self.decoder_heads, self.mlp_ratio,
-                   self.tubelet * self.patch ** 2 * video.shape[-1], self.dtype_mm,
-                   name='decoder')(x, masked.shape[1], train=train)
+                         self.mask_token + gather_tokens(pos, masked)], axis=1)
+    return self.decoder(x, masked.shape[1], train=train)
 
 
 def normalize_video(video: jax.Array) -> jax.Array:

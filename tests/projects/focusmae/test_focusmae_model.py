@@ -146,3 +146,36 @@ def test_bad_shapes_refused(tiny):
     model_lib.token_grid(3, 32, 32)
   with pytest.raises(ValueError, match='mask_ratio'):
     _ = model_lib.VideoMAE(**{**TINY, 'mask_ratio': 0.99}).num_visible
+
+
+def test_adaptive_sampler_logits_and_gradient():
+  """AdaMAE's token-probability network: (B, N) logits; l_s trains it, l_r does not."""
+  from jaxvision.projects import focusmae  # pylint: disable=g-import-not-at-top
+  cfg = focusmae.default_config()
+  cfg.model.update(frames=4, image_size=(32, 48), mask_ratio=0.5, encoder_width=32,
+                   encoder_depth=1, encoder_heads=4, decoder_width=16, decoder_depth=1,
+                   decoder_heads=2, adaptive=True, sampler_heads=4)
+  m = focusmae.make_model(cfg.model)
+  batch = {'video': jax.random.uniform(jax.random.key(0), (2, 4, 32, 48, 3)),
+           'boxes': jnp.array([[[0., 0., 20., 20.]], [[10., 5., 40., 30.]]]),
+           'box_valid': jnp.array([[True], [False]])}
+  params = nn.meta.unbox(focusmae.init_params(m, jax.random.key(1), batch))
+  assert 'get_token_probs' in params
+  logits = m.apply({'params': params}, batch['video'], method=model_lib.VideoMAE.token_logits)
+  assert logits.shape == (2, 12)
+  grads_fn = jax.grad(lambda p, w: focusmae.loss_fn(  # pylint: disable=g-long-lambda
+      p, batch, jax.random.key(2), model=m,
+      config=_with(cfg, w))[0])
+  g = grads_fn(params, 1e-4)
+  norm = lambda t: float(sum(jnp.sum(x ** 2) for x in jax.tree.leaves(t)))  # pylint: disable=g-long-lambda
+  assert norm(g['get_token_probs']) > 0
+  assert norm(grads_fn(params, 0.0)['get_token_probs']) == 0.0   # only l_s reaches it
+  loss, metrics = focusmae.loss_fn(params, batch, jax.random.key(2), model=m, config=cfg)
+  np.testing.assert_allclose(loss, metrics['reconstruction'] + 1e-4 * metrics['sampling'],
+                             rtol=1e-6)
+
+
+def _with(cfg, weight):
+  c = cfg.copy_and_resolve_references()
+  c.loss.sampling_weight = weight
+  return c
