@@ -47,6 +47,8 @@ def default_config() -> ml_collections.ConfigDict:
           'max_frames': 0,          # 0: every frame of the cine
           'num_clips': 0,           # 0: every window
           'max_boxes': 1,
+          'box_json': '',           # upstream detector JSON ('' = central-box prior)
+          'min_score': 0.25,
           'num_workers': 0,
       },
       'masking': {
@@ -165,7 +167,8 @@ def make_source(config) -> data.CineClips:
   i, m = config.input, config.model
   return data.CineClips(_dicom_path(i.dicom), frames=m.frames, sampling_rate=i.sampling_rate,
                         image_size=m.image_size, clip_stride=i.clip_stride,
-                        max_frames=i.max_frames, max_boxes=i.max_boxes, num_clips=i.num_clips)
+                        max_frames=i.max_frames, max_boxes=i.max_boxes, num_clips=i.num_clips,
+                        box_json=i.box_json, min_score=i.min_score)
 
 
 def make_dataset(config, split, *, seed, process_index, process_count):

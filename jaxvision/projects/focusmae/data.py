@@ -6,18 +6,23 @@ the only real ultrasound video is pydicom-data's echocardiography cine (120 fram
 480 x 640, `jaxvision.data.dicom_video.embedded_path('echo_cine')`). `CineClips` is a
 random-access source of all windows of `frames` frames (stride `clip_stride`) of one
 cine, each resized (bilinear, Pillow) to `image_size`, as float32 RGB in [0, 1], with
-the candidate boxes of the clip (the cine has no detector output: no valid box, so the
-focus prior falls back to upstream's central box).
+the candidate boxes of the clip's first frame (upstream's `representative_frame=0`)
+from an upstream detector JSON (`boxes.read_box_json`, `box_json=`; video name = the
+DICOM file's stem), rescaled from the cine's frame size to `image_size`. Without a JSON
+(the embedded cine has no detector output) no box is valid and the focus prior falls
+back to upstream's central box.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 from PIL import Image
 
 from jaxvision.data import dicom_video
+from jaxvision.projects.focusmae import boxes as boxes_lib
 
 
 @functools.lru_cache(maxsize=4)
@@ -37,8 +42,13 @@ class CineClips:
   """Windows of `frames` frames, `sampling_rate` apart, every `clip_stride` frames."""
 
   def __init__(self, path: str, *, frames: int, sampling_rate: int, image_size, clip_stride: int,
-               max_frames: int = 0, max_boxes: int = 1, num_clips: int = 0):
+               max_frames: int = 0, max_boxes: int = 1, num_clips: int = 0,
+               box_json: str = '', min_score: float = 0.25):
     self.video = load_cine(path, tuple(int(s) for s in image_size), int(max_frames))
+    info = dicom_video.read_dicom_info(path)
+    self.scale = (image_size[1] / info.width, image_size[0] / info.height)   # (sx, sy)
+    self.name = os.path.splitext(os.path.basename(path))[0]
+    self.table = boxes_lib.read_box_json(box_json, min_score) if box_json else {}
     span = (frames - 1) * sampling_rate + 1
     if span > len(self.video):
       raise ValueError(f'{path}: a clip of {frames} frames at sampling rate {sampling_rate} '
@@ -54,6 +64,5 @@ class CineClips:
   def __getitem__(self, i: int) -> dict[str, np.ndarray]:
     s = self.starts[i]
     clip = self.video[s:s + (self.frames - 1) * self.rate + 1:self.rate]
-    return {'video': np.array(clip, np.float32),
-            'boxes': np.zeros((self.max_boxes, 4), np.float32),
-            'box_valid': np.zeros((self.max_boxes,), bool)}
+    boxes, valid = boxes_lib.frame_boxes(self.table, self.name, s, self.max_boxes, self.scale)
+    return {'video': np.array(clip, np.float32), 'boxes': boxes, 'box_valid': valid}

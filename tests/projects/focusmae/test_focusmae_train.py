@@ -44,6 +44,22 @@ def test_source_clips_are_cine_frames():
   assert 0 <= ex['video'].min() and ex['video'].max() <= 1 and not ex['box_valid'].any()
 
 
+def test_clip_boxes_from_detector_json(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  path = tmp_path / 'boxes.json'
+  path.write_text(json.dumps({'results': [
+      {'image_id': 'color3d_jpeg_baseline_2', 'Boxes': [[160, 120, 320, 360]],
+       'Scores': [0.9]}]}))
+  cfg = load_config_file('frames=12')
+  cfg.input.box_json = str(path)
+  src = focusmae.make_source(cfg)
+  first, second = src[0], src[1]          # clips start at frames 0 and 2
+  assert not first['box_valid'].any()
+  assert second['box_valid'].all()
+  # 480 x 640 -> 48 x 64: both axes scale by 1/10
+  np.testing.assert_allclose(second['boxes'][0], [16, 12, 32, 36])
+
+
 def test_pretraining_overfits_one_clip(tmp_path):
   cfg = load_config_file('steps=200,clips=1,frames=10')
   cfg.log_every = 50
