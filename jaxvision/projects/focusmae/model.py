@@ -113,13 +113,23 @@ class Encoder(nn.Module):
   mlp_ratio: float = 4.0
   tubelet: int = 2
   patch: int = 16
+  final_norm: bool = True      # False: fine-tuning with mean pooling (fc_norm instead)
+  drop_path: float = 0.0       # stochastic depth, linear in depth (timm), train only
   dtype_mm: Any = jnp.float32
 
   def setup(self):
     self.patch_embed = TubeEmbed(self.width, self.tubelet, self.patch, self.dtype_mm)
     self.blocks = [block(self.num_heads, self.mlp_ratio, self.width, f'blocks_{i}',
                          self.dtype_mm) for i in range(self.depth)]
-    self.norm = layers.layer_norm(None, 1e-6)
+    if self.final_norm:
+      self.norm = layers.layer_norm(None, 1e-6)
+
+  def _keep(self, rate: float, batch: int, train: bool):
+    """Per-sample stochastic-depth factor (B, 1, 1): Bernoulli(1 - rate) / (1 - rate)."""
+    if not train or rate <= 0:
+      return None
+    keep = jax.random.bernoulli(self.make_rng('dropout'), 1 - rate, (batch, 1, 1))
+    return keep.astype(jnp.float32) / (1 - rate)
 
   def embed(self, video):
     """(B, N, width): every tube's embedding plus its position embedding."""
@@ -127,10 +137,15 @@ class Encoder(nn.Module):
     return x + sinusoid_table(x.shape[1], self.width)
 
   def __call__(self, video, visible, *, train: bool = False):
-    x = gather_tokens(self.embed(video), visible)
-    for blk in self.blocks:
-      x = blk(x, train=train)
-    return self.norm(x)
+    x = self.embed(video)
+    if visible is not None:
+      x = gather_tokens(x, visible)
+    rates = np.linspace(0, self.drop_path, self.depth) if self.depth else []
+    for blk, rate in zip(self.blocks, rates):
+      keep = (self._keep(float(rate), x.shape[0], train), self._keep(float(rate), x.shape[0],
+                                                                      train))
+      x = blk(x, keep=keep, train=train)
+    return self.norm(x) if self.final_norm else x
 
 
 class TokenProbability(nn.Module):
@@ -254,6 +269,40 @@ class VideoMAE(nn.Module):
     x = jnp.concatenate([x_vis + gather_tokens(pos, visible),
                          self.mask_token + gather_tokens(pos, masked)], axis=1)
     return self.decoder(x, masked.shape[1], train=train)
+
+
+class VideoClassifier(nn.Module):
+  """Fine-tuning model: encoder on all tokens, mean pooling, `fc_norm`, linear `head`.
+
+  VideoMAE's `vit_base_patch16_224` as FocusMAE fine-tunes it (upstream
+  `models/modeling_finetune.py`): no final encoder norm, mean over tokens, LayerNorm
+  (eps 1e-6), head initialised at `init_scale` (0.001) times trunc-normal(0.02), zero
+  bias; drop_path 0.1. The `encoder` sub-tree has the pre-training encoder's names, so
+  `config.init.from_workdir` with restore 'params/encoder/(patch_embed|blocks_.*)/.*'
+  starts it from a pre-training run. `__call__(video, *, train) -> (B, num_classes)`.
+  """
+  num_classes: int = 2
+  width: int = 384
+  depth: int = 12
+  num_heads: int = 12
+  mlp_ratio: float = 4.0
+  tubelet: int = 2
+  patch: int = 16
+  drop_path: float = 0.1
+  init_scale: float = 0.001
+  dtype_mm: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, video, *, train: bool = False):
+    x = Encoder(self.width, self.depth, self.num_heads, self.mlp_ratio, self.tubelet,
+                self.patch, final_norm=False, drop_path=self.drop_path,
+                dtype_mm=self.dtype_mm, name='encoder')(video, None, train=train)
+    x = layers.layer_norm('fc_norm', 1e-6)(jnp.mean(x, axis=1))
+    scale = self.init_scale
+    init = lambda key, shape, dtype=jnp.float32: scale * nn.initializers.truncated_normal(  # pylint: disable=g-long-lambda
+        0.02)(key, shape, dtype)
+    return layers.Dense(self.num_classes, kernel_axes=('embed', 'classes'), kernel_init=init,
+                        dtype_mm=self.dtype_mm, name='head')(x)
 
 
 def normalize_video(video: jax.Array) -> jax.Array:

@@ -179,3 +179,32 @@ def _with(cfg, weight):
   c = cfg.copy_and_resolve_references()
   c.loss.sampling_weight = weight
   return c
+
+
+def test_classifier_mean_pool_fc_norm_head_and_shared_names(tiny):
+  m, pre_params, video, _ = tiny
+  clf = model_lib.VideoClassifier(num_classes=2, width=32, depth=2, num_heads=4,
+                                  drop_path=0.5)
+  x = model_lib.normalize_video(video)
+  params = nn.meta.unbox(clf.init(jax.random.key(0), x))['params']
+  logits = clf.apply({'params': params}, x)
+  assert logits.shape == (2, 2) and float(jnp.abs(logits).max()) < 0.01   # init_scale 1e-3
+  # by hand: encoder on all tokens (no final norm) -> mean -> LayerNorm -> head
+  enc = model_lib.Encoder(32, 2, 4, final_norm=False)
+  tokens = enc.apply({'params': params['encoder']}, x, None)
+  pooled = tokens.mean(1)
+  mu, var = pooled.mean(-1, keepdims=True), pooled.var(-1, keepdims=True)
+  ln = (pooled - mu) / jnp.sqrt(var + 1e-6) * params['fc_norm']['scale'] + params['fc_norm']['bias']
+  ref = ln @ params['head']['kernel'] + params['head']['bias']
+  np.testing.assert_allclose(logits, ref, rtol=1e-4, atol=1e-6)
+  # the pre-training encoder's sub-tree (minus its final norm) has the same names/shapes
+  shapes = lambda t: jax.tree.map(lambda a: a.shape, t)  # pylint: disable=g-long-lambda
+  pre = {k: v for k, v in pre_params['encoder'].items() if k != 'norm'}
+  assert shapes(pre) == shapes(params['encoder'])
+  # drop path: identity at eval; at train, per-sample random, deterministic per key
+  a = clf.apply({'params': params}, x, train=True, rngs={'dropout': jax.random.key(1)})
+  b = clf.apply({'params': params}, x, train=True, rngs={'dropout': jax.random.key(1)})
+  np.testing.assert_array_equal(a, b)
+  outs = [clf.apply({'params': params}, x, train=True, rngs={'dropout': jax.random.key(k)})
+          for k in range(2, 10)]
+  assert any(not np.allclose(o, logits, atol=1e-7) for o in outs)   # a branch was dropped
