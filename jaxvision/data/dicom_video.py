@@ -11,7 +11,8 @@ still, as `(T, H, W, 3)` uint8 RGB plus its frame rate:
 * MONOCHROME2 is replicated to three channels, MONOCHROME1 is inverted first;
 * PALETTE COLOR goes through its lookup table (16-bit tables scaled to 8 bits);
 * YBR_* photometric data is converted to RGB by pydicom (`as_rgb`);
-* samples stored with more than 8 bits are scaled from [0, 2**BitsStored - 1] to [0, 255].
+* samples stored with other than 8 bits are scaled from [0, 2**BitsStored - 1] to
+  [0, 255] (signed samples shifted by 2**(BitsStored - 1) first).
 
 JPEG baseline / lossless frames decode through Pillow (a jaxvision dependency), so the
 embedded cine reads offline without pylibjpeg or GDCM. Frames are decoded one at a time
@@ -155,9 +156,9 @@ def _to_rgb8(frame: np.ndarray, ds, info: DicomVideoInfo) -> np.ndarray:
   if frame.dtype.kind == 'f' or frame.dtype.kind not in 'iu':
     raise ValueError(f'decoded samples of dtype {frame.dtype}')
   x = frame.astype(np.int64)
-  if frame.dtype.kind == 'i':
-    x = x - x.min(initial=0)
-  if stored > 8 or frame.dtype.itemsize > 1:
+  if frame.dtype.kind == 'i':   # signed samples: shift [-2^(s-1), 2^(s-1)) to [0, 2^s)
+    x = x + 2 ** (stored - 1)
+  if stored != 8 or frame.dtype.itemsize > 1:
     x = (x * 255) // max(2 ** stored - 1, 1)
   x = np.clip(x, 0, 255).astype(np.uint8)
   if info.photometric == 'MONOCHROME1':

@@ -138,3 +138,21 @@ def test_corrupt_jpeg_frame_refused(tmp_path, cine_path):
   assert video.shape == (1, 480, 640, 3)
   with refused(bad, 'frame 1'):
     dicom_video.read_dicom_video(bad, frames=[1])
+
+
+def test_sample_scaling_closed_form():
+  """12-bit unsigned / signed and MONOCHROME1 samples map linearly onto [0, 255]."""
+  class _DS(dict):
+    def get(self, key, default=None):  # pylint: disable=useless-parent-delegation
+      return super().get(key, default)
+  mono2 = dicom_video.DicomVideoInfo(1, 1, 3, None, 'MONOCHROME2', 'US', '')
+  mono1 = dicom_video.DicomVideoInfo(1, 1, 3, None, 'MONOCHROME1', 'US', '')
+  ds = _DS(BitsStored=12)
+  u = np.array([[0, 2048, 4095]], np.uint16)
+  np.testing.assert_array_equal(dicom_video._to_rgb8(u, ds, mono2)[0, :, 0],  # pylint: disable=protected-access
+                                (u[0].astype(int) * 255) // 4095)
+  s = np.array([[-2048, 0, 2047]], np.int16)
+  np.testing.assert_array_equal(dicom_video._to_rgb8(s, ds, mono2)[0, :, 0], [0, 127, 255])  # pylint: disable=protected-access
+  rgb = dicom_video._to_rgb8(u, ds, mono1)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(rgb[0, :, 0], 255 - (u[0].astype(int) * 255) // 4095)
+  assert rgb.shape == (1, 3, 3) and (rgb[..., 0] == rgb[..., 2]).all()
