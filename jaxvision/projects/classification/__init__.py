@@ -101,7 +101,15 @@ def make_dataset(config, split, *, seed, process_index, process_count):
 
 
 def load_pretrained(params, config):
-  """Loads `init.npz` (big_vision layout) or `init.workdir` (a jaxvision run) into params."""
+  """Loads `init.npz` (big_vision layout) or `init.workdir` (a jaxvision run) into params.
+
+  `params` is the run's fresh, sharded params (or `jax.ShapeDtypeStruct`s with
+  shardings); every loaded leaf is placed with its target's sharding as it is read
+  (`vit_checkpoint.merge_params`), so the sharded tree is never gathered on a host.
+  `init.workdir` reads the source run's params on the host to convert their layout
+  (new head, resampled posemb); a run with the very same layout restores shard by
+  shard with `config.init.from_workdir` instead (jaxvision/stages.py).
+  """
   init = config.init
   if init.npz and init.workdir:
     raise config_lib.ConfigError('set only one of config.init.npz and config.init.workdir')

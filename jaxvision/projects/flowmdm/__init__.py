@@ -150,21 +150,29 @@ def make_dataset(config, split, *, seed, process_index, process_count):
 
 
 def load_pretrained(params, config):
-  """Released upstream weights (`init.torch_state_dict`) or a jaxvision run's params."""
+  """Released upstream weights (`init.torch_state_dict`) or a jaxvision run's params.
+
+  `params` is the run's fresh, sharded params; the result has the same shardings.
+  Converted host weights are placed leaf by leaf (`param_tree.place_like`); a
+  jaxvision run's checkpoint is read by orbax shard by shard straight into place
+  (`stages.restore_subtrees`): the params are never gathered on one host.
+  """
+  from jaxvision.nn import param_tree  # pylint: disable=g-import-not-at-top
   init = config.init
+  if init.torch_state_dict and init.workdir:
+    raise config_lib.ConfigError('set only one of config.init.torch_state_dict and init.workdir')
+  if init.workdir:
+    from jaxvision import stages  # pylint: disable=g-import-not-at-top
+    state, _, _ = stages.restore_subtrees({'params': params}, init.workdir, ['params/.*'])
+    return state['params']
+  loaded = params
   clip_ckpt = config.model.text_encoder.clip.checkpoint
   if config.model.text_encoder.type == 'clip' and clip_ckpt:
     from jaxvision.nn import clip_checkpoint  # pylint: disable=g-import-not-at-top
     _, clip_params = clip_checkpoint.load_clip_text(clip_ckpt)
-    params = dict(params)
-    params['text_encoder'] = {'clip': clip_params}
-  if init.torch_state_dict and init.workdir:
-    raise config_lib.ConfigError('set only one of config.init.torch_state_dict and init.workdir')
+    loaded = dict(loaded, text_encoder={'clip': clip_params})
   if init.torch_state_dict:
     from jaxvision.projects.flowmdm import convert  # pylint: disable=g-import-not-at-top
-    return convert.load_into(params, convert.read_state_dict(init.torch_state_dict),
-                             config.model)
-  if init.workdir:
-    from jaxvision import checkpoint  # pylint: disable=g-import-not-at-top
-    return checkpoint.load_params(init.workdir)
-  return params
+    loaded = convert.load_into(loaded, convert.read_state_dict(init.torch_state_dict),
+                               config.model)
+  return param_tree.place_like(loaded, params)
