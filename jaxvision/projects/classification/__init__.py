@@ -16,7 +16,7 @@ from jaxvision.data import pipeline
 from jaxvision.nn import vit
 from jaxvision.nn import vit_checkpoint
 from jaxvision.projects.classification import data
-from jaxvision.projects.classification import losses
+from jaxvision.projects.classification.losses import loss_fn  # pylint: disable=unused-import
 from jaxvision.projects.classification.evaluators import eval_data  # pylint: disable=unused-import
 from jaxvision.projects.classification.evaluators import predict_fns  # pylint: disable=unused-import
 
@@ -79,16 +79,6 @@ def batch_spec(config, split: str):
   b = config.input.batch_size
   return {'image': jax.ShapeDtypeStruct((b, h, w, config.input.channels), jnp.float32),
           'label': jax.ShapeDtypeStruct((b,), jnp.int32)}
-
-
-def loss_fn(params, batch, rng, *, model, config):
-  logits, _ = model.apply({'params': params}, batch['image'], train=True,
-                          rngs={'dropout': rng})
-  per_example = losses.classification_loss(
-      logits, batch['label'], kind=config.loss.kind,
-      label_smoothing=config.loss.label_smoothing)
-  accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
-  return jnp.mean(per_example), {'accuracy': accuracy}
 
 
 def make_dataset(config, split, *, seed, process_index, process_count):

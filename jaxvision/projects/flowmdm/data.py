@@ -27,7 +27,7 @@ import numpy as np
 
 from jaxvision import config as config_lib
 from jaxvision.data import babel
-from jaxvision.data import deepmimic_dataset
+from jaxvision.projects.flowmdm import deepmimic_dataset
 from jaxvision.data import humanml3d
 from jaxvision.data import pipeline
 from jaxvision.nn import clip_text

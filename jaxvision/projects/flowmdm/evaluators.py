@@ -27,7 +27,7 @@ import numpy as np
 
 from jaxvision import config as config_lib
 from jaxvision.data import motion_representation as mr
-from jaxvision.data import smpl_features
+from jaxvision.projects.flowmdm import smpl_features
 from jaxvision.metrics import jerk as jerk_lib
 from jaxvision.projects.flowmdm import data as data_lib
 from jaxvision.diffusion import gaussian as diffusion_lib
