@@ -1,0 +1,60 @@
+"""jaxvision.writers: the JSON-lines metric file (flushed per record) and `read_metrics`."""
+
+import json
+import math
+import os
+
+import numpy as np
+
+from jaxvision import writers
+
+
+def _lines(workdir):
+  with open(os.path.join(workdir, writers.METRICS_FILE), encoding='utf-8') as f:
+    return [json.loads(line) for line in f]
+
+
+def test_each_record_is_on_disk_before_the_writer_is_closed(tmp_path):
+  w = writers.JsonlWriter(str(tmp_path))
+  w.write_scalars(3, {'loss': np.float32(0.25), 'acc': np.array([0.5])})
+  # Another reader (a colab, a killed run's successor) sees it without flush/close.
+  assert _lines(tmp_path) == [{'step': 3, 'loss': 0.25, 'acc': 0.5}]
+  w.write_hparams({'lr': 1e-3, 'model': 'ViT'})
+  w.write_scalars(4, {'loss': float('nan'), 'hist': np.zeros(3), 'inf': -np.inf})
+  w.close()
+  w.close()   # idempotent
+  lines = _lines(tmp_path)
+  assert lines[1] == {'hparams': {'lr': '0.001', 'model': 'ViT'}}
+  # JSON has no NaN: non-finite values are kept readable as strings; arrays of more than
+  # one value are not scalars (None).
+  assert lines[2] == {'step': 4, 'loss': 'nan', 'hist': None, 'inf': '-inf'}
+
+
+def test_read_metrics_returns_scalar_records_in_order_and_appends_on_resume(tmp_path):
+  assert writers.read_metrics(str(tmp_path)) == []   # no file yet
+  w = writers.JsonlWriter(str(tmp_path))
+  for step in (1, 2):
+    w.write_scalars(step, {'loss': 1.0 / step})
+  w.write_hparams({'seed': 0})
+  w.close()
+  w = writers.JsonlWriter(str(tmp_path))    # a resumed run appends
+  w.write_scalars(3, {'loss': 1.0 / 3})
+  w.close()
+  records = writers.read_metrics(str(tmp_path))
+  assert [r['step'] for r in records] == [1, 2, 3]      # hparams lines are skipped
+  assert all(math.isclose(r['loss'], 1.0 / r['step']) for r in records)
+
+
+def test_only_process_zero_writes_files(tmp_path):
+  other = tmp_path / 'p1'
+  w = writers.make_writer(str(other), process_index=1)
+  w.write_scalars(1, {'loss': 1.0})
+  w.close()
+  assert not other.exists() or not os.listdir(other)
+  w = writers.make_writer(str(tmp_path / 'p0'), process_index=0)
+  w.write_scalars(1, {'loss': 2.0})
+  w.flush()
+  assert writers.read_metrics(str(tmp_path / 'p0')) == [{'step': 1, 'loss': 2.0}]
+  w.close()
+  # TensorBoard event file beside the JSONL.
+  assert any(n.startswith('events.out.tfevents') for n in os.listdir(tmp_path / 'p0'))
