@@ -58,3 +58,43 @@ def test_only_process_zero_writes_files(tmp_path):
   w.close()
   # TensorBoard event file beside the JSONL.
   assert any(n.startswith('events.out.tfevents') for n in os.listdir(tmp_path / 'p0'))
+
+
+def _read_events(path):
+  """The Event protos of a TFRecord file, parsed here (no TensorFlow, no TensorBoard
+  reader): uint64 length, uint32 crc, data, uint32 crc per record."""
+  import struct  # pylint: disable=g-import-not-at-top
+  from tensorboard.compat.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  data, events, pos = open(path, 'rb').read(), [], 0
+  while pos < len(data):
+    (length,) = struct.unpack('<Q', data[pos:pos + 8])
+    events.append(event_pb2.Event.FromString(data[pos + 12:pos + 12 + length]))
+    pos += 12 + length + 4
+  return events
+
+
+def test_tensorboard_events_hold_the_scalars_and_hparams_without_tensorflow(tmp_path):
+  import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+  # In a fresh interpreter: writing the default writer's records imports no TensorFlow.
+  code = ('import sys; from jaxvision import writers; '
+          f'w = writers.make_writer({str(tmp_path)!r}, 0); '
+          'w.write_hparams({"lr": 0.1, "model": "ViT", "shape": (2, 3)}); '
+          'w.write_scalars(5, {"loss": 0.5, "nan": float("nan"), "vec": [1, 2]}); '
+          'w.write_scalars(6, {"loss": 0.25}); w.flush(); w.close(); '
+          'print("tensorflow" in sys.modules)')
+  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                       check=True, env=dict(os.environ, PYTHONPATH=os.getcwd()))
+  assert out.stdout.strip() == 'False', out.stderr
+  assert 'I0000' not in out.stderr and 'oneDNN' not in out.stderr
+  files = [n for n in os.listdir(tmp_path) if n.startswith('events.out.tfevents')]
+  assert len(files) == 1
+  events = [e for e in _read_events(os.path.join(tmp_path, files[0])) if e.HasField('summary')]
+  scalars = [(e.step, v.tag, v.simple_value) for e in events for v in e.summary.value
+             if v.HasField('simple_value')]
+  assert scalars[0] == (5, 'loss', 0.5) and scalars[-1] == (6, 'loss', 0.25)
+  assert math.isnan(dict(((s, t), x) for s, t, x in scalars)[(5, 'nan')])
+  assert 'vec' not in {t for _, t, _ in scalars}
+  hparams = [v for e in events for v in e.summary.value if v.tag == '_hparams_/session_start_info']
+  assert len(hparams) == 1
+  assert writers.read_metrics(str(tmp_path)) == [{'step': 5, 'loss': 0.5, 'nan': 'nan', 'vec': None},
+                                                 {'step': 6, 'loss': 0.25}]
