@@ -177,5 +177,13 @@ def read_metrics(workdir: str) -> list[dict[str, Any]]:
   if not os.path.exists(path):
     return []
   with open(path, encoding='utf-8') as f:
-    records = [json.loads(line) for line in f if line.strip()]
+    lines = [line for line in f if line.strip()]
+  records = []
+  for i, line in enumerate(lines):
+    try:
+      records.append(json.loads(line))
+    except ValueError:
+      if i == len(lines) - 1 and not line.endswith('\n'):
+        break   # the record a killed process was writing: every earlier one is whole
+      raise ValueError(f'{path}: line {i + 1} is not a JSON record: {line[:80]!r}') from None
   return [r for r in records if 'step' in r]

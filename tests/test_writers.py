@@ -5,6 +5,7 @@ import math
 import os
 
 import numpy as np
+import pytest
 
 from jaxvision import writers
 
@@ -43,6 +44,19 @@ def test_read_metrics_returns_scalar_records_in_order_and_appends_on_resume(tmp_
   records = writers.read_metrics(str(tmp_path))
   assert [r['step'] for r in records] == [1, 2, 3]      # hparams lines are skipped
   assert all(math.isclose(r['loss'], 1.0 / r['step']) for r in records)
+
+
+def test_read_metrics_skips_a_half_written_last_record_only(tmp_path):
+  w = writers.JsonlWriter(str(tmp_path))
+  w.write_scalars(1, {'loss': 1.0})
+  w.close()
+  path = tmp_path / writers.METRICS_FILE
+  with open(path, 'a', encoding='utf-8') as f:
+    f.write('{"step": 2, "lo')   # the process was killed mid-write
+  assert writers.read_metrics(str(tmp_path)) == [{'step': 1, 'loss': 1.0}]
+  path.write_text('{"step": 1}\n{broken\n{"step": 3}\n')
+  with pytest.raises(ValueError, match='line 2 is not a JSON record'):
+    writers.read_metrics(str(tmp_path))
 
 
 def test_only_process_zero_writes_files(tmp_path):
