@@ -49,7 +49,7 @@ def _anomaly(points, maps, resolution, queue):
   import numpy as np  # pylint: disable=g-import-not-at-top
   from jaxvision.data import mvtec3d  # pylint: disable=g-import-not-at-top
   from jaxvision.projects.couplap import anomaly as ad  # pylint: disable=g-import-not-at-top
-  from jaxvision.projects.couplap import benchmark_data as bd  # pylint: disable=g-import-not-at-top
+  from jaxvision.projects.couplap import data as bd  # pylint: disable=g-import-not-at-top
   root = bd.anomaly_benchmark(classes=('dog',), n_good=0, n_per_defect=1, defects=('bump',),
                               resolution=resolution)
   settings = ad.ADSettings(n_points=points, maps=maps, cross=0.5, solver='eigsh')
@@ -75,7 +75,7 @@ def _anomaly(points, maps, resolution, queue):
 def _bse(points, queue):
   import numpy as np  # pylint: disable=g-import-not-at-top
   from jaxvision.data import meshes  # pylint: disable=g-import-not-at-top
-  from jaxvision.projects.couplap import benchmark_data as bd  # pylint: disable=g-import-not-at-top
+  from jaxvision.projects.couplap import data as bd  # pylint: disable=g-import-not-at-top
   from jaxvision.projects.couplap import bone_side as bs  # pylint: disable=g-import-not-at-top
   root = bd.bse_benchmark(bones=('Femoris',), n_per_side=1, n_points=points)
   (p_r, _), (p_l, _) = bd.bse_instances(root, 'Femoris')
@@ -106,7 +106,7 @@ def _solver_study(points, maps, resolution, cls, per_defect, cpd_down, queue):
   from jaxvision.data import mvtec3d  # pylint: disable=g-import-not-at-top
   from jaxvision.metrics import anomaly as metrics  # pylint: disable=g-import-not-at-top
   from jaxvision.projects.couplap import anomaly as ad  # pylint: disable=g-import-not-at-top
-  from jaxvision.projects.couplap import benchmark_data as bd  # pylint: disable=g-import-not-at-top
+  from jaxvision.projects.couplap import data as bd  # pylint: disable=g-import-not-at-top
   from jaxvision.projects.couplap import coupled_laplacian as cl  # pylint: disable=g-import-not-at-top
   from jaxvision.projects.couplap import matching_scores as ms  # pylint: disable=g-import-not-at-top
   root = bd.anomaly_benchmark(classes=(cls,), n_good=1, n_per_defect=per_defect,

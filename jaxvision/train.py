@@ -216,7 +216,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   else:
     state, start_step = setup.init(jax.random.key(config.seed)), 0
     if hasattr(project, 'load_pretrained'):
-      params = project.load_pretrained(jax.device_get(state['params']), config)
+      # The fresh sharded params are the target: each loaded leaf is placed with its
+      # sharding (no host copy of the whole tree; a no-op for leaves already placed).
+      params = project.load_pretrained(state['params'], config)
       state['params'] = jax.device_put(params, setup.param_shardings)
     if config.init.from_workdir:   # multi-stage: sub-trees of an earlier run, sharded
       state, _, names = stages.restore_subtrees(

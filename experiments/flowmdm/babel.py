@@ -16,9 +16,9 @@ features instead) and normalised with upstream's shipped Babel statistics
 segments, at most 200 frames, 10 segments) with 45..250 frames in all, RPE horizon 100;
 samples with BPE switch step 125 and guidance 1.5; L_tr = 30.
 Babel has no test split: evaluation uses `val`.  PJ / AUJ decode the features to joints
-with SMPL-H forward kinematics (`jaxvision/data/smpl_features.py`), which needs the body's
+with SMPL-H forward kinematics (`jaxvision/projects/flowmdm/smpl_features.py`), which needs the body's
 22 rest joints in `<data_dir>/smpl_rest_joints.npy` (from the licensed SMPL-H model).
-`jaxvision.data.smpl_features.amass_to_features` makes the 135-d features from AMASS.
+`jaxvision.projects.flowmdm.smpl_features.amass_to_features` makes the 135-d features from AMASS.
 
 `:tiny` is the 2-step smoke test; where data_dir does not hold Babel it trains on the
 embedded DeepMimic mocap (one segment per example) with a small text encoder.

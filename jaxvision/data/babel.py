@@ -56,7 +56,6 @@ from jaxvision.data.errors import check_array
 from jaxvision.data.errors import read_npy
 from jaxvision.data.errors import read_npz
 from jaxvision.data import babel_spelling
-from jaxvision.data import smpl_features
 
 TRANSITION = 'transition'
 
@@ -193,6 +192,9 @@ def upstream_windows(segments, *, max_frames: int = 200, max_segments: int = 10)
   return [[(s, e, label[(s, e)]) for s, e in w] for w in windows]
 
 
+SMPL_BODY_POSE_DIMS = 66   # 22 body joints x axis-angle (SMPL-H's first 66 pose values)
+
+
 def _read_smpl(path: str):
   """`poses` (T, >= 66 axis-angle) and `trans` (T, 3) of an AMASS-style .npz at 30 fps."""
   data = read_npz(path)
@@ -201,34 +203,29 @@ def _read_smpl(path: str):
     raise DataFileError(path, f'missing arrays {missing} (has {sorted(data)})')
   poses = check_array(data['poses'], path, 'poses (T, >= 66 axis-angle)', ndim=2)
   trans = check_array(data['trans'], path, 'trans (T, 3)', ndim=2)
-  if poses.shape[1] < 3 * smpl_features.NUM_JOINTS or trans.shape != (len(poses), 3):
+  if poses.shape[1] < SMPL_BODY_POSE_DIMS or trans.shape != (len(poses), 3):
     raise DataFileError(path, f'expected poses (T, >= 66) and trans (T, 3), got '
                         f'{poses.shape} and {trans.shape}')
   return poses, trans
 
 
-def window_features(poses, trans, start: int, stop: int) -> np.ndarray:
-  """Upstream's per-window features: the 135-d Globalvelandy/rot6d features of frames
-  [start, stop) alone (heading of the window's first frame removed, its first root
-  velocity 0), from SMPL-H axis-angle `poses` and `trans`."""
-  n = smpl_features.NUM_JOINTS
-  rots = smpl_features.axis_angle_to_matrix(
-      np.asarray(poses[start:stop, :3 * n], np.float64).reshape(stop - start, n, 3))
-  return smpl_features.rotations_to_features(rots, trans[start:stop]).astype(np.float32)
-
-
 def read_windows(root: str, split: str, *, fps: float = 30.0, min_frames: int = 45,
                  max_frames: int = 250, window_frames: int = 200, max_segments: int = 10,
-                 features: str = 'sequence', limit: int | None = None) -> list[Window]:
+                 features: str = 'sequence', featurize=None,
+                 limit: int | None = None) -> list[Window]:
   """All training windows of a split (see the module docstring).
 
   features: 'sequence' reads `motions/<sid>.npy` (T, D) features and slices each window
   out of them (any representation; for the 135-d ones the heading is that of the
   sequence's first frame); 'window' reads `motions/<sid>.npz` (AMASS `poses`, `trans` at
-  `fps`) and computes each window's 135-d features on the window alone, as upstream.
+  `fps`) and computes each window's features on the window alone, as upstream, with
+  `featurize(poses, trans, start, stop) -> (stop - start, D)` (FlowMDM's 135-d features:
+  `jaxvision.projects.flowmdm.smpl_features.window_features`).
   """
   if features not in ('sequence', 'window'):
     raise ValueError(f"features={features!r}; use 'sequence' or 'window'")
+  if features == 'window' and featurize is None:
+    raise ValueError("features='window' needs featurize(poses, trans, start, stop)")
   annotations = read_annotations(root, split)
   out = []
   for sid, ann in list(annotations.items())[:limit]:
@@ -256,7 +253,7 @@ def read_windows(root: str, split: str, *, fps: float = 30.0, min_frames: int = 
       if not min_frames <= total <= max_frames or min(lengths) < 0:
         continue
       feats = (motion[start:start + total] if features == 'sequence'
-               else window_features(poses, trans, start, start + total))
+               else featurize(poses, trans, start, start + total))
       out.append(Window(f'{sid}-{k}', feats, tuple(t for _, _, t in cons), tuple(lengths)))
   if not out:
     raise ValueError(f'no Babel windows in {root}/{split}.json with length in '

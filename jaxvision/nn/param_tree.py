@@ -33,3 +33,40 @@ def check_shapes(abstract: Mapping[str, Any], params: Mapping[str, Any], what: s
                if want[k] != got[k]]
   if problems:
     raise ValueError(f'{what} params do not fit the model: ' + '; '.join(problems))
+
+
+def target_sharding(target: Any) -> jax.sharding.Sharding | None:
+  """The sharding a loaded leaf must get: that of a placed array or a
+  `jax.ShapeDtypeStruct(..., sharding=...)` target; None for host/plain targets."""
+  if isinstance(target, nn.Partitioned):
+    target = target.value
+  sharding = getattr(target, 'sharding', None)
+  return sharding if isinstance(sharding, jax.sharding.Sharding) else None
+
+
+def place(value: Any, target: Any) -> Any:
+  """`value` (a host array, or an already placed `jax.Array`) with `target`'s sharding
+  and dtype; unchanged when `target` carries no sharding.
+
+  Each device's shard is sliced out of `value` by `jax.make_array_from_callback`: a
+  process only transfers the shards of its addressable devices, so a model sharded
+  over a pod is placed leaf by leaf without ever being gathered on one host.
+  """
+  sharding = target_sharding(target)
+  if sharding is None:
+    return value
+  dtype = np.dtype(target.dtype)
+  if isinstance(value, jax.Array):
+    if value.sharding == sharding and value.dtype == dtype:
+      return value
+    return jax.device_put(value.astype(dtype), sharding)
+  host = np.asarray(value, dtype=dtype)
+  if host.shape != tuple(target.shape):
+    raise ValueError(f'cannot place an array of shape {host.shape} on a target of shape '
+                     f'{tuple(target.shape)}')
+  return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def place_like(values: Any, targets: Any) -> Any:
+  """`place` over two trees of the same structure (targets boxed or not)."""
+  return jax.tree.map(place, values, unbox(targets))

@@ -188,7 +188,12 @@ def load_big_vision_npz(path: PathOrFile, init_params: Mapping[str, Any], *,
       the model lacks are ignored.
 
   Returns:
-    Nested dict of numpy arrays (cast to the init dtypes) with `init_params`' structure.
+    Nested dict with `init_params`' structure, cast to the init dtypes: numpy arrays,
+    or, where a target leaf carries a sharding (a placed `jax.Array`, or a
+    `jax.ShapeDtypeStruct(..., sharding=...)` from `jax.eval_shape` under the run's
+    mesh), `jax.Array`s with that sharding, placed leaf by leaf
+    (`param_tree.place`: each device's shard is cut from the host array; the sharded
+    tree is never gathered on one host).
 
   Raises:
     ValueError: naming every key missing from the checkpoint, every unexpected
@@ -209,6 +214,7 @@ def merge_params(loaded: Mapping[str, Any], init_params: Mapping[str, Any], *,
   init_flat = flatten(param_tree.unbox(init_params))
   ckpt = _fix_old_layouts({k: check_array(v, source, repr(k)) for k, v in loaded.items()},
                           init_flat)
+  del loaded   # ckpt holds the only host references: each is dropped once placed
   if any(k.startswith(_SCANNED) for k in init_flat):
     ckpt = pyloop_to_scan(scan_to_pyloop(ckpt))
   else:
@@ -249,7 +255,12 @@ def merge_params(loaded: Mapping[str, Any], init_params: Mapping[str, Any], *,
       value = resample_posemb(value, init.shape[1])
     if value.shape != tuple(init.shape):
       mismatched.append(f'{key}: checkpoint {value.shape}, model {tuple(init.shape)}')
-    params[key] = np.asarray(value, dtype=init.dtype)
+      continue
+    # A sharded target gets its leaf placed now, one leaf at a time (each device's
+    # shard sliced from the host array), never the whole tree on one host.
+    params[key] = param_tree.place(np.asarray(value, dtype=init.dtype), init)
+    del value
+    ckpt.pop(key)
   if mismatched:
     raise ValueError(f'shape mismatch for {"; ".join(mismatched)}')
   return unflatten(params)

@@ -36,6 +36,9 @@ project's own.  For those a project provides what applies:
 
   and optionally
   load_pretrained(params, config) -> params   called once on a fresh run (no checkpoint)
+      with the fresh SHARDED params as the target: it returns arrays with their
+      shardings, placing each loaded leaf (`nn.param_tree.place`), never gathering
+      the tree on one host
   mutable: tuple[str, ...]   non-param variable collections the model updates in
       training (BatchNorm's 'batch_stats').  Then `init_params` returns the variables
       dict {'params': ..., 'batch_stats': ...}, `loss_fn` takes them as

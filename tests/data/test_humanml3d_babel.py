@@ -1,55 +1,17 @@
-"""HumanML3D layout and Babel-style windows: written, read back, the real formats' rules."""
+"""jaxvision.data.humanml3d and .babel: the HumanML3D layout and Babel-style windows,
+written, read back, the real formats' rules (the embedded DeepMimic dataset built in
+that layout is tested in tests/projects/flowmdm/test_flowmdm_deepmimic_dataset.py)."""
 
 import json
-import os
 
 import numpy as np
 import pytest
 
 from jaxvision.data import babel
 from jaxvision.data import deepmimic
-from jaxvision.data import deepmimic_dataset as dd
 from jaxvision.data import humanml3d
 from jaxvision.data import motion_representation as mr
-from jaxvision.data import smpl_features as sf
-
-
-@pytest.fixture(scope='module')
-def layout(tmp_path_factory):
-  return dd.ensure_layout(str(tmp_path_factory.mktemp('cache')))
-
-
-def test_embedded_dataset_is_written_in_the_humanml3d_layout(layout):
-  for sub in ('new_joint_vecs', 'new_joints', 'texts'):
-    assert len(os.listdir(os.path.join(layout, sub))) == 40
-  for split in ('train', 'val', 'test'):
-    assert len(humanml3d.read_split(layout, split)) == 40
-  lines = open(os.path.join(layout, 'texts', '000014.txt')).read().splitlines()   # walk
-  assert lines[0] == 'a person walks forward#a/DET person/NOUN walk/VERB forward/ADV#0.0#0.0'
-  mirrored = humanml3d.read_texts(layout, 'M000015')   # mirror of the left turn
-  assert 'right' in mirrored[0].caption and 'left' not in mirrored[0].caption
-
-
-def test_reader_returns_the_features_that_decode_to_the_clip(layout):
-  examples = {e.name: e for e in humanml3d.read_examples(layout, 'train', min_length=10)}
-  assert len(examples) == 40
-  walk = examples['000014']
-  positions = deepmimic.clip_positions('walk')
-  _, canonical = mr.extract_features(positions, deepmimic.skeleton())
-  np.testing.assert_allclose(mr.recover_from_ric(walk.motion.astype(np.float64), 18),
-                             canonical[:-1], atol=1e-5)   # stored in float32
-  assert len(walk.texts) == 3
-
-
-def test_normalization_stats_average_std_within_blocks(layout):
-  mean, std = humanml3d.read_stats(layout)
-  examples = humanml3d.read_examples(layout, 'train', min_length=10)
-  data = np.concatenate([e.motion for e in examples]).astype(np.float64)
-  np.testing.assert_allclose(mean, data.mean(0), rtol=1e-5, atol=1e-6)
-  sl = mr.feature_slices(18)
-  for name in ('ric', 'rot6d', 'local_velocity', 'foot_contact'):
-    block = std[sl[name]]
-    np.testing.assert_allclose(block, data[:, sl[name]].std(0).mean(), rtol=1e-5)
+from jaxvision.projects.flowmdm import smpl_features as sf
 
 
 def test_text_ranges_become_their_own_examples(tmp_path):
@@ -76,8 +38,6 @@ def test_malformed_files_are_named(tmp_path):
   (tmp_path / 'train.txt').write_text('missing\n')
   with pytest.raises(FileNotFoundError, match='missing.npy'):
     humanml3d.read_examples(str(tmp_path), 'train')
-  with pytest.raises(KeyError, match='lexicon'):
-    dd.tokenize('a person moonwalks')
 
 
 def test_make_consecutive_splits_gaps_and_overlaps():
@@ -198,7 +158,8 @@ def test_babel_window_features_are_computed_per_window(tmp_path):
   labels = [{'proc_label': 'a', 'start_t': 0.0, 'end_t': 2.0},
             {'proc_label': 'b', 'start_t': 2.0, 'end_t': 5.0}]
   (tmp_path / 'train.json').write_text(json.dumps({'s1': {'frame_ann': {'labels': labels}}}))
-  win = babel.read_windows(str(tmp_path), 'train', features='window')
+  win = babel.read_windows(str(tmp_path), 'train', features='window',
+                           featurize=sf.window_features)
   assert [(w.name, w.texts, w.lengths) for w in win] == [('s1-0', ('a', 'b'), (61, 89))]
   # Rotating the whole sequence about the vertical leaves window features unchanged
   # (upright roots), and the window's first velocity is 0.
@@ -206,12 +167,13 @@ def test_babel_window_features_are_computed_per_window(tmp_path):
   poses2 = poses.copy()
   poses2[:, 2] += np.pi / 2
   np.savez(tmp_path / 'motions' / 's1.npz', poses=poses2, trans=trans @ rot.T)
-  win2 = babel.read_windows(str(tmp_path), 'train', features='window')
+  win2 = babel.read_windows(str(tmp_path), 'train', features='window',
+                           featurize=sf.window_features)
   np.testing.assert_allclose(win2[0].motion, win[0].motion, atol=1e-5)
   np.testing.assert_array_equal(win[0].motion[0, 1:3], 0)
   # A window starting later is canonicalised to ITS first frame, not the sequence's.
   seq = sf.amass_to_features(poses, trans, source_fps=30.0)
-  late = babel.window_features(poses, trans, 40, 120)
+  late = sf.window_features(poses, trans, 40, 120)
   np.testing.assert_allclose(late, sf.amass_to_features(poses[40:120], trans[40:120],
                                                         source_fps=30.0), atol=1e-6)
   assert np.abs(late[1:] - seq[41:120]).max() > 1e-2

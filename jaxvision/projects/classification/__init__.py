@@ -16,7 +16,7 @@ from jaxvision.data import pipeline
 from jaxvision.nn import vit
 from jaxvision.nn import vit_checkpoint
 from jaxvision.projects.classification import data
-from jaxvision.projects.classification import losses
+from jaxvision.projects.classification.losses import loss_fn  # pylint: disable=unused-import
 from jaxvision.projects.classification.evaluators import eval_data  # pylint: disable=unused-import
 from jaxvision.projects.classification.evaluators import predict_fns  # pylint: disable=unused-import
 
@@ -81,16 +81,6 @@ def batch_spec(config, split: str):
           'label': jax.ShapeDtypeStruct((b,), jnp.int32)}
 
 
-def loss_fn(params, batch, rng, *, model, config):
-  logits, _ = model.apply({'params': params}, batch['image'], train=True,
-                          rngs={'dropout': rng})
-  per_example = losses.classification_loss(
-      logits, batch['label'], kind=config.loss.kind,
-      label_smoothing=config.loss.label_smoothing)
-  accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
-  return jnp.mean(per_example), {'accuracy': accuracy}
-
-
 def make_dataset(config, split, *, seed, process_index, process_count):
   train_fn, _ = data.preprocess_fns(config.input)
   source = data.make_source(config.input, config.input.train_split if split == 'train' else split)
@@ -101,7 +91,15 @@ def make_dataset(config, split, *, seed, process_index, process_count):
 
 
 def load_pretrained(params, config):
-  """Loads `init.npz` (big_vision layout) or `init.workdir` (a jaxvision run) into params."""
+  """Loads `init.npz` (big_vision layout) or `init.workdir` (a jaxvision run) into params.
+
+  `params` is the run's fresh, sharded params (or `jax.ShapeDtypeStruct`s with
+  shardings); every loaded leaf is placed with its target's sharding as it is read
+  (`vit_checkpoint.merge_params`), so the sharded tree is never gathered on a host.
+  `init.workdir` reads the source run's params on the host to convert their layout
+  (new head, resampled posemb); a run with the very same layout restores shard by
+  shard with `config.init.from_workdir` instead (jaxvision/stages.py).
+  """
   init = config.init
   if init.npz and init.workdir:
     raise config_lib.ConfigError('set only one of config.init.npz and config.init.workdir')

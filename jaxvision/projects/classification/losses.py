@@ -1,5 +1,7 @@
 """Classification losses: softmax cross-entropy (with label smoothing) and sigmoid
-cross-entropy (big_vision's ImageNet recipes train ViTs with the latter)."""
+cross-entropy (big_vision's ImageNet recipes train ViTs with the latter), and the
+project's `loss_fn` (the contract's training loss: the ViT's logits, their mean loss and
+the batch accuracy)."""
 
 from __future__ import annotations
 
@@ -24,3 +26,13 @@ def classification_loss(logits: jax.Array, labels: jax.Array, *, kind: str = 'so
     # Summed over classes, as big_vision's sigmoid_xent.
     return jnp.sum(optax.sigmoid_binary_cross_entropy(logits, targets), axis=-1)
   raise ValueError(f'unknown loss {kind!r}; valid: {LOSSES}')
+
+
+def loss_fn(params, batch, rng, *, model, config):
+  logits, _ = model.apply({'params': params}, batch['image'], train=True,
+                          rngs={'dropout': rng})
+  per_example = classification_loss(
+      logits, batch['label'], kind=config.loss.kind,
+      label_smoothing=config.loss.label_smoothing)
+  accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
+  return jnp.mean(per_example), {'accuracy': accuracy}

@@ -14,7 +14,7 @@ import ml_collections
 
 from jaxvision import config as config_lib
 from jaxvision.projects.couplap import anomaly
-from jaxvision.projects.couplap import benchmark_data
+from jaxvision.projects.couplap import data as benchmark_data
 from jaxvision.projects.couplap import bone_side
 from jaxvision.projects.couplap.evaluators import EVALUATORS  # pylint: disable=unused-import
 

@@ -25,7 +25,7 @@ from jaxvision.data import meshes
 from jaxvision.data import mvtec3d
 from jaxvision.metrics import anomaly as metrics
 from jaxvision.projects.couplap import anomaly
-from jaxvision.projects.couplap import benchmark_data
+from jaxvision.projects.couplap import data as benchmark_data
 from jaxvision.projects.couplap import bone_side
 
 DEFAULTS = {'type': 'anomaly', 'every': 0, 'save_maps': False}

@@ -22,7 +22,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxvision.data import mvtec3d  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxvision.projects.couplap import coupled_laplacian as cl  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxvision.projects.couplap import anomaly as ad  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxvision.projects.couplap import benchmark_data as bd  # pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxvision.projects.couplap import data as bd  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def example(*, tiny: bool = True, defect: str = 'bump', cls: str = 'rodent', seed: int = 0):

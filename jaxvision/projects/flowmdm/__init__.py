@@ -17,9 +17,11 @@ import ml_collections
 
 from jaxvision import config as config_lib
 from jaxvision.projects.flowmdm import data
-from jaxvision.diffusion import gaussian as diffusion_lib
+from jaxvision.projects.flowmdm import losses
 from jaxvision.projects.flowmdm import model as model_lib
 from jaxvision.projects.flowmdm import text as text_lib
+from jaxvision.projects.flowmdm.losses import loss_fn  # pylint: disable=unused-import
+from jaxvision.projects.flowmdm.losses import make_diffusion  # pylint: disable=unused-import
 from jaxvision.projects.flowmdm.evaluators import EVALUATORS  # pylint: disable=unused-import
 
 kind = 'trained'   # the contract of jaxvision/projects/__init__.py
@@ -93,14 +95,10 @@ def make_model(model_cfg) -> model_lib.FlowMDM:
   return model_lib.FlowMDM(denoiser=denoiser, text_encoder=make_text_encoder(m))
 
 
-def _text_input(batch):
-  return batch['text_emb'] if 'text_emb' in batch else batch['text_tokens']
-
-
 def init_params(model, rng, batch):
   b = batch['motion'].shape[0]
   return model.init({'params': rng, 'dropout': rng}, batch['motion'],
-                    jnp.zeros((b,), jnp.int32), text=_text_input(batch),
+                    jnp.zeros((b,), jnp.int32), text=losses.text_input(batch),
                     segment_ids=batch['segment_ids'], mask=batch['mask'],
                     bpe_w=jnp.zeros((b,)), train=False)['params']
 
@@ -121,52 +119,35 @@ def batch_spec(config, split: str):
   return spec
 
 
-def make_diffusion(config) -> diffusion_lib.Diffusion:
-  d = config.diffusion
-  return diffusion_lib.make_diffusion(d.steps, d.schedule, d.variance)
-
-
-def loss_fn(params, batch, rng, *, model, config):
-  """Masked x_0 MSE at a uniform t, BPE stage ~ Bernoulli, texts dropped for CFG."""
-  diff = make_diffusion(config)
-  x0, mask = batch['motion'], batch['mask']
-  b = x0.shape[0]
-  r_t, r_noise, r_bpe, r_cond, r_drop = jax.random.split(rng, 5)
-  t = jax.random.randint(r_t, (b,), 0, diff.num_steps)
-  noise = jax.random.normal(r_noise, x0.shape, x0.dtype)
-  x_t = diff.q_sample(x0, t, noise)
-  w = jax.random.bernoulli(r_bpe, config.diffusion.bpe_training_ratio, (b,)).astype(jnp.float32)
-  text = _text_input(batch)
-  drop = jax.random.bernoulli(r_cond, config.diffusion.cond_mask_prob, text.shape[:2])
-  pred = model.apply({'params': params}, x_t, t, text=text, segment_ids=batch['segment_ids'],
-                     mask=mask, bpe_w=w, train=True, drop_text=drop, rngs={'dropout': r_drop})
-  per_sample = diffusion_lib.masked_mse(x0, pred, mask)
-  loss = jnp.mean(per_sample)
-  return loss, {'loss_relative': jnp.sum(per_sample * w) / jnp.maximum(jnp.sum(w), 1.0),
-                'loss_absolute': jnp.sum(per_sample * (1 - w)) / jnp.maximum(jnp.sum(1 - w), 1.0)}
-
-
 def make_dataset(config, split, *, seed, process_index, process_count):
   return data.make_dataset(config, split, seed=seed, process_index=process_index,
                            process_count=process_count)
 
 
 def load_pretrained(params, config):
-  """Released upstream weights (`init.torch_state_dict`) or a jaxvision run's params."""
+  """Released upstream weights (`init.torch_state_dict`) or a jaxvision run's params.
+
+  `params` is the run's fresh, sharded params; the result has the same shardings.
+  Converted host weights are placed leaf by leaf (`param_tree.place_like`); a
+  jaxvision run's checkpoint is read by orbax shard by shard straight into place
+  (`stages.restore_subtrees`): the params are never gathered on one host.
+  """
+  from jaxvision.nn import param_tree  # pylint: disable=g-import-not-at-top
   init = config.init
+  if init.torch_state_dict and init.workdir:
+    raise config_lib.ConfigError('set only one of config.init.torch_state_dict and init.workdir')
+  if init.workdir:
+    from jaxvision import stages  # pylint: disable=g-import-not-at-top
+    state, _, _ = stages.restore_subtrees({'params': params}, init.workdir, ['params/.*'])
+    return state['params']
+  loaded = params
   clip_ckpt = config.model.text_encoder.clip.checkpoint
   if config.model.text_encoder.type == 'clip' and clip_ckpt:
     from jaxvision.nn import clip_checkpoint  # pylint: disable=g-import-not-at-top
     _, clip_params = clip_checkpoint.load_clip_text(clip_ckpt)
-    params = dict(params)
-    params['text_encoder'] = {'clip': clip_params}
-  if init.torch_state_dict and init.workdir:
-    raise config_lib.ConfigError('set only one of config.init.torch_state_dict and init.workdir')
+    loaded = dict(loaded, text_encoder={'clip': clip_params})
   if init.torch_state_dict:
     from jaxvision.projects.flowmdm import convert  # pylint: disable=g-import-not-at-top
-    return convert.load_into(params, convert.read_state_dict(init.torch_state_dict),
-                             config.model, rows_used=config.diffusion.steps)
-  if init.workdir:
-    from jaxvision import checkpoint  # pylint: disable=g-import-not-at-top
-    return checkpoint.load_params(init.workdir)
-  return params
+    loaded = convert.load_into(loaded, convert.read_state_dict(init.torch_state_dict),
+                               config.model, rows_used=config.diffusion.steps)
+  return param_tree.place_like(loaded, params)

@@ -1,7 +1,7 @@
 """Upstream FlowMDM's Babel feature statistics (`input.stats='upstream'`).
 
 The per-channel mean and standard deviation of the 135-d Babel features (root height,
-root xy velocity, 22 x 6D rotations; `jaxvision/data/smpl_features.py`) that upstream
+root xy velocity, 22 x 6D rotations; `jaxvision/projects/flowmdm/smpl_features.py`) that upstream
 normalises with before training and evaluation: BarqueroGerman/FlowMDM at e81c67f,
 `data_loaders/amass/deps/transforms/rots2rfeats/globalvelandy/rot6d/babel-amass/
 rfeats_{mean,std}.pt`, float32 values unchanged (written here as the shortest decimals

@@ -31,12 +31,13 @@ import numpy as np
 
 from jaxvision import config as config_lib
 from jaxvision.data import babel
-from jaxvision.data import deepmimic_dataset
+from jaxvision.projects.flowmdm import deepmimic_dataset
 from jaxvision.data import humanml3d
 from jaxvision.data import pipeline
 from jaxvision.nn import clip_text
 from jaxvision.nn import clip_tokenizer
 from jaxvision.projects.flowmdm import babel_stats
+from jaxvision.projects.flowmdm import smpl_features
 from jaxvision.projects.flowmdm import text as text_lib
 
 DATASETS = ('deepmimic', 'humanml3d', 'babel')
@@ -109,7 +110,8 @@ def load_records(input_cfg, split: str) -> list[Record]:
                                  max_frames=input_cfg.max_length,
                                  window_frames=input_cfg.window_frames,
                                  max_segments=input_cfg.max_segments,
-                                 features=input_cfg.get('babel_features', 'window'))
+                                 features=input_cfg.get('babel_features', 'window'),
+                                 featurize=smpl_features.window_features)
     return [Record((w.motion - mean) / std, w.texts, w.lengths) for w in windows]
   examples = humanml3d.read_examples(root, split, fps=input_cfg.fps,
                                      min_length=input_cfg.min_length,

@@ -38,8 +38,8 @@ import numpy as np
 from jaxvision import config as config_lib
 from jaxvision.data import motion_representation as mr
 from jaxvision.data.errors import DataFileError
-from jaxvision.data import smpl_features
 from jaxvision.metrics import generation
+from jaxvision.projects.flowmdm import smpl_features
 from jaxvision.metrics import jerk as jerk_lib
 from jaxvision.projects.flowmdm import data as data_lib
 from jaxvision.diffusion import gaussian as diffusion_lib

@@ -18,7 +18,7 @@ from jaxvision.data import mvtec3d
 from jaxvision.data import scan_synthesis as scans
 from jaxvision.projects import couplap
 from jaxvision.projects.couplap import anomaly as ad
-from jaxvision.projects.couplap import benchmark_data as bd
+from jaxvision.projects.couplap import data as bd
 from jaxvision.projects.couplap import evaluators
 from tests import helpers
 

@@ -7,7 +7,7 @@ from scipy.spatial.transform import Rotation
 from jaxvision import config as config_lib
 from jaxvision.data import deepmimic
 from jaxvision.data import motion_representation as mr
-from jaxvision.data import smpl_features
+from jaxvision.projects.flowmdm import smpl_features
 from jaxvision.metrics import jerk
 from jaxvision.projects.flowmdm import evaluators
 

@@ -9,7 +9,7 @@ import pytest
 
 from jaxvision import config as config_lib
 from jaxvision.data import babel
-from jaxvision.data import smpl_features
+from jaxvision.projects.flowmdm import smpl_features
 from jaxvision.projects.flowmdm import babel_stats
 from jaxvision.projects.flowmdm import data as data_lib
 
@@ -56,7 +56,7 @@ def test_babel_records_are_window_features_over_upstream_stats(tmp_path):
   # the 12-frame gap split between the neighbours: walk to frame 66, sit down from 67.
   assert [(r.texts, r.lengths) for r in recs] == [(('walk', 'sit down'), (67, 83))]
   mean, std = babel_stats.babel_stats()
-  feats = babel.window_features(poses, trans, 0, 150)
+  feats = smpl_features.window_features(poses, trans, 0, 150)
   np.testing.assert_allclose(recs[0].motion * std + mean, feats, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(recs[0].motion, (feats - mean) / std, rtol=1e-5, atol=1e-5)
 

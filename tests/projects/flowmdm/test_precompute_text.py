@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaxvision.data import deepmimic_dataset
+from jaxvision.projects.flowmdm import deepmimic_dataset
 from jaxvision.nn import clip_checkpoint
 from jaxvision.nn import clip_text
 from jaxvision.nn import clip_tokenizer

@@ -34,6 +34,7 @@ from jaxvision.data import word_vectors as wv
 from jaxvision.evaluators import inference
 from jaxvision.nn import t2m_evaluator as te
 from jaxvision.projects.flowmdm import data as fm_data
+from jaxvision.projects.flowmdm.t2m.losses import loss_fn  # pylint: disable=unused-import
 
 kind = 'trained'   # the contract of jaxvision/projects/__init__.py
 __all__ = ['kind', 'default_config', 'make_model', 'init_params', 'batch_spec', 'loss_fn',
@@ -106,23 +107,6 @@ def batch_spec(config, split):
           'text_lengths': jax.ShapeDtypeStruct((b,), jnp.int32),
           'motion': jax.ShapeDtypeStruct((b, t, config.model.input_dim), jnp.float32),
           'motion_lengths': jax.ShapeDtypeStruct((b,), jnp.int32)}
-
-
-def loss_fn(params, batch, rng, *, model, config):
-  r_drop, r_shift = jax.random.split(rng)
-  text_emb, motion_emb, latents, recon = model.apply(
-      {'params': params}, batch['word_embs'], batch['pos_onehot'], batch['text_lengths'],
-      batch['motion'], batch['motion_lengths'], train=True, rngs={'dropout': r_drop})
-  mask = jnp.arange(batch['motion'].shape[1])[None] < batch['motion_lengths'][:, None]
-  t = recon.shape[1]
-  ae, ae_parts = te.movement_autoencoder_loss(
-      batch['motion'][:, :t], recon, latents, config.loss.lambda_sparsity,
-      config.loss.lambda_smooth, mask=mask[:, :t])
-  shift = te.negative_shift(r_shift, batch['motion'].shape[0], config.loss.upstream_shift)
-  match, parts = te.contrastive_loss(text_emb, motion_emb, shift, config.loss.margin)
-  metrics = {f'ae_{k}': v for k, v in ae_parts.items()}
-  metrics.update(parts, loss_autoencoder=ae, loss_matching=match)
-  return ae + match, metrics
 
 
 class Featurizer:

@@ -115,3 +115,13 @@ def recover_joints(features, rest_joints):
   """Joint positions of Babel features (canonical frame, z up)."""
   rots, trans = features_to_rotations(features)
   return forward_kinematics(rots, trans, rest_joints)
+
+
+def window_features(poses, trans, start: int, stop: int) -> np.ndarray:
+  """Upstream's per-window features: the 135-d Globalvelandy/rot6d features of frames
+  [start, stop) alone (heading of the window's first frame removed, its first root
+  velocity 0), from SMPL-H axis-angle `poses` and `trans`."""
+  n = NUM_JOINTS
+  rots = axis_angle_to_matrix(
+      np.asarray(poses[start:stop, :3 * n], np.float64).reshape(stop - start, n, 3))
+  return rotations_to_features(rots, trans[start:stop]).astype(np.float32)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from jaxvision.data import smpl_features as sf
+from jaxvision.projects.flowmdm import smpl_features as sf
 
 
 def _random_motion(rng, t=12):
