@@ -1,11 +1,12 @@
 """The binary's console: a short config summary, progress with ETA, evals, saves.
 
 Libraries log a lot at INFO through absl and Python logging (orbax: dozens of lines per
-checkpoint; clu: every metric again; jax: backend probing).  `setup` keeps their
+checkpoint; jax: backend probing).  `setup` keeps their
 records below WARNING out of the console unless absl's `--verbosity` is raised
 (`--verbosity=1` shows everything, jaxvision's DEBUG lines included); jaxvision's own
-INFO lines always pass.  TensorFlow's C++ INFO lines are off through
-`TF_CPP_MIN_LOG_LEVEL` (set by `jaxvision.train` before TensorFlow loads).  On a
+INFO lines always pass.  TensorFlow is imported only by tfds datasets (the metric
+writers do not use it); its C++ INFO lines are off through `TF_CPP_MIN_LOG_LEVEL` (set
+by `jaxvision.train` before anything loads it).  On a
 terminal, `ProgressBar` redraws one status line in place; in a log file it is silent
 and the periodic progress lines carry the same numbers.
 """

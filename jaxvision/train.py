@@ -18,8 +18,9 @@ import dataclasses
 import json
 import os
 
-# TensorFlow (imported by clu and tfds) prints C++ INFO lines when it loads; keep them
-# off unless the user set the variable (jaxvision.console quiets the Python side).
+# TensorFlow loads only for tfds datasets (the metric writers do not use it); its C++
+# INFO lines stay off unless the user set the variable (jaxvision.console quiets the
+# Python side).
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
 
 import signal
