@@ -42,6 +42,7 @@ import numpy as np
 from jaxvision import checkpoint as checkpoint_lib
 from jaxvision import config as config_lib
 from jaxvision import console
+from jaxvision import distributed as distributed_lib
 from jaxvision import evaluators as evaluators_lib
 from jaxvision import optim
 from jaxvision import projects
@@ -78,14 +79,18 @@ def _local_spec(spec, process_count):
 
 class _Preemption:
   """Turns SIGTERM into a flag the loop reads once per step, where it decides to save
-  (main thread only): the step that exits is always the step that was saved."""
+  (main thread only): the step that exits is always the step that was saved.
+
+  With several processes the handler is JAX's (its preemption sync manager, installed
+  by `jax.distributed.initialize`), which makes every process stop at the same step
+  (`distributed.reached_stop_step`); this one is then not installed."""
 
   def __init__(self):
     self.requested = False
     self._previous = None
 
   def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread() and jax.process_count() == 1:
       self._previous = signal.signal(signal.SIGTERM, self._handle)
     return self
 
@@ -179,8 +184,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   # ----------------------------------------------------------------- config & logging
   config = validate_config(config)
-  if config.distributed:
-    jax.distributed.initialize()
+  if config.distributed:   # coordinator, process count and id from the environment
+    distributed_lib.initialize()
   project = projects.load_project(config.project)
   os.makedirs(workdir, exist_ok=True)
   pi, pc = jax.process_index(), jax.process_count()
@@ -295,7 +300,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
           jax.block_until_ready(metrics)
           jax.profiler.stop_trace()
         is_last = step == total_steps
-        stop = preemption.requested   # read once: a later SIGTERM is seen after the next step
+        # Read once: a later SIGTERM is seen after the next step; all processes agree.
+        stop = distributed_lib.reached_stop_step(step, preemption.requested)
         will_save = ckpt.should_save(step) or is_last or stop
         if step % config.log_every == 0 or will_save or is_last:
           newest = check_pending()
