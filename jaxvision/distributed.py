@@ -114,3 +114,18 @@ def reached_stop_step(step: int, local_request: bool) -> bool:
     return local_request
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
   return bool(multihost_utils.reached_preemption_sync_point(step))
+
+
+# What a collective or the coordination service says when a peer process is gone.
+_PEER_GONE = ('Gloo', 'Connection reset by peer', 'Connection closed by peer',
+              'heartbeat timeout', 'stopped sending heartbeats', 'task is set to ERROR')
+
+
+def peer_failure(error: BaseException) -> str | None:
+  """One line for an error caused by another process of the run dying, else None."""
+  text = ' '.join(str(error).split())
+  if jax.process_count() <= 1 or not any(sign in text for sign in _PEER_GONE):
+    return None
+  return (f'another process of this run stopped (killed, crashed or its host lost): '
+          f'{text[:300]}. Rerun the same command on every process: it resumes from the newest '
+          'checkpoint')

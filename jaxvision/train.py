@@ -424,7 +424,12 @@ def run_main():
     try:
       summaries = train(config_flag.value, workdir_flag.value)
     except USER_ERRORS as e:   # a refusal with its reason, not a traceback
-      _fail(str(e))
+      _fail(distributed_lib.peer_failure(e) or str(e))
+    except Exception as e:  # pylint: disable=broad-except
+      message = distributed_lib.peer_failure(e)   # a dead peer process: say so, in one line
+      if message is None:
+        raise
+      _fail(message)
     if summaries.get('preempted'):
       sys.exit(128 + signal.SIGTERM)
 
