@@ -283,3 +283,28 @@ def test_sigkill_of_one_process_stops_the_other_and_the_rerun_resumes(tmp_path):
   np.testing.assert_allclose([r['loss'] for r in resumed], [l_ref[end - 1], l_ref[end]],
                              rtol=1e-5)
   assert_params_equal(ref, wd)
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_process_stops_both_at_the_same_saved_step(tmp_path):
+  """A preemption notice to process 1 only: JAX's preemption sync point makes both
+  processes save the same step and exit with 143 (128 + SIGTERM)."""
+  wd = str(tmp_path / 'wd')
+  procs = start(2, wd, '--config.total_steps=400', '--config.schedule.type=constant',
+                '--config.checkpoint.every=1000', log_dir=str(tmp_path))
+  try:
+    _wait_for_step(wd, 3, procs)
+    procs[1].send_signal(signal.SIGTERM)
+    for p in procs:
+      p.wait(timeout=120)
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  logs = [_log(p) for p in procs]
+  assert [p.returncode for p in procs] == [143, 143], logs[0][-3000:]
+  saved = checkpoint_lib.Checkpointer(os.path.join(wd, 'checkpoints'), every=1000,
+                                      keep=3).all_steps()
+  assert len(saved) == 1 and 3 <= saved[0] < 400, saved
+  for log in logs:
+    assert f'saved the checkpoint at step {saved[0]} after SIGTERM' in log
