@@ -65,9 +65,8 @@ def train_dataset(
   pi, pc = _process(process_index, process_count)
   bs = _local_batch_size(global_batch_size, pc)
   ds = grain.MapDataset.source(source)
-  if len(ds) < global_batch_size:
-    raise ValueError(f'dataset of {len(ds)} examples is smaller than one batch '
-                     f'({global_batch_size})')
+  if len(ds) == 0:
+    raise ValueError('the training dataset is empty')
   ds = ds.shuffle(seed=seed).repeat(num_epochs)
   if preprocess is not None:
     ds = ds.random_map(preprocess, seed=seed + 1)
