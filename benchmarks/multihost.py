@@ -40,7 +40,8 @@ def run(processes: int, devices: int, steps: int, config: str, log_every: int) -
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='3', JAX_PLATFORMS='cpu',
                JAX_NUM_CPU_DEVICES=str(devices // processes))
     flags = [f'--config={config}', f'--workdir={workdir}', f'--config.total_steps={steps}',
-             f'--config.log_every={log_every}', f'--config.checkpoint.every={steps}']
+             f'--config.log_every={log_every}', f'--config.checkpoint.every={steps}',
+             f'--config.schedule.warmup_steps={steps // 4}']
     if processes > 1:
       env.update(JAX_COORDINATOR_ADDRESS=f'localhost:{port}', JAX_NUM_PROCESSES=str(processes),
                  JAX_PROCESS_ID=str(i))
