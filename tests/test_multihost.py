@@ -200,7 +200,7 @@ def test_a_forgotten_variable_fails_with_one_line_naming_it(tmp_path):
   p = subprocess.run(_command(str(tmp_path / 'wd'), '--config.distributed=True'), cwd=REPO,
                      env=env, capture_output=True, text=True, timeout=300)
   assert p.returncode == 1, p.stderr[-2000:]
-  errors = [line for line in p.stderr.splitlines() if 'error' in line.lower()]
+  errors = [line for line in p.stderr.splitlines() if 'error:' in line.lower()]
   assert len(errors) == 1 and 'Traceback' not in p.stderr, p.stderr[-2000:]
   assert errors[0].startswith('jaxvision.train: error: --config.distributed=True needs '
                               'JAX_NUM_PROCESSES'), errors
