@@ -21,6 +21,7 @@ The data iterator is restored only together with a state that restored.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from typing import Any
 
@@ -223,13 +224,41 @@ class Checkpointer:
     if data_iterator is not None:
       before = data_iterator.get_state()
       try:
-        self._manager.restore(step, args=ocp.args.Composite(
-            data=grain.checkpoint.CheckpointRestore(data_iterator)))
+        if not self._restore_data_other_count(step, data_iterator):
+          self._manager.restore(step, args=ocp.args.Composite(
+              data=grain.checkpoint.CheckpointRestore(data_iterator)))
       except Exception as e:  # pylint: disable=broad-except
         data_iterator.set_state(before)
         raise CheckpointError(f'cannot read the data-iterator state of {where}: '
                               f'{_one_line(e)}') from e
     return state
+
+  def _restore_data_other_count(self, step: int, data_iterator: Any) -> bool:
+    """Restores iterator state written by another number of processes; False if this
+    process's own file (`process_<i>-of-<n>.json`, grain's naming) is there.
+
+    jaxvision's training pipelines keep one global position (`pipeline.train_dataset`),
+    so every process's state is the same: it is valid on any process count.  Files that
+    differ (a pipeline with per-process state) are refused."""
+    folder = os.path.join(self.directory, str(step), 'data')
+    own = f'process_{jax.process_index()}-of-{jax.process_count()}.json'
+    if not os.path.isdir(folder) or os.path.exists(os.path.join(folder, own)):
+      return False
+    names = sorted(n for n in os.listdir(folder) if n.startswith('process_'))
+    if not names:
+      return False
+    texts = set()
+    for n in names:
+      with open(os.path.join(folder, n), encoding='utf-8') as f:
+        texts.add(json.dumps(json.load(f), sort_keys=True))
+    if len(texts) != 1:
+      raise CheckpointError(
+          f'{folder} holds per-process data-iterator states ({", ".join(names)}) that differ: '
+          f'they cannot be restored on {jax.process_count()} processes')
+    data_iterator.set_state(json.loads(texts.pop()))
+    logging.info('data-iterator state of %s written by %d processes, restored on %d', folder,
+                 len(names), jax.process_count())
+    return True
 
   def _stored_checksums(self, step: int) -> dict[str, str] | None:
     if not os.path.isdir(os.path.join(self.directory, str(step), 'checksums')):

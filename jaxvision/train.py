@@ -43,6 +43,7 @@ import numpy as np
 from jaxvision import checkpoint as checkpoint_lib
 from jaxvision import config as config_lib
 from jaxvision import console
+from jaxvision import distributed as distributed_lib
 from jaxvision import evaluators as evaluators_lib
 from jaxvision import optim
 from jaxvision import projects
@@ -79,14 +80,18 @@ def _local_spec(spec, process_count):
 
 class _Preemption:
   """Turns SIGTERM into a flag the loop reads once per step, where it decides to save
-  (main thread only): the step that exits is always the step that was saved."""
+  (main thread only): the step that exits is always the step that was saved.
+
+  With several processes the handler is JAX's (its preemption sync manager, installed
+  by `jax.distributed.initialize`), which makes every process stop at the same step
+  (`distributed.reached_stop_step`); this one is then not installed."""
 
   def __init__(self):
     self.requested = False
     self._previous = None
 
   def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread() and jax.process_count() == 1:
       self._previous = signal.signal(signal.SIGTERM, self._handle)
     return self
 
@@ -180,8 +185,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   # ----------------------------------------------------------------- config & logging
   config = validate_config(config)
-  if config.distributed:
-    jax.distributed.initialize()
+  if config.distributed:   # coordinator, process count and id from the environment
+    distributed_lib.initialize()
   project = projects.load_project(config.project)
   os.makedirs(workdir, exist_ok=True)
   pi, pc = jax.process_index(), jax.process_count()
@@ -298,7 +303,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
           jax.block_until_ready(metrics)
           jax.profiler.stop_trace()
         is_last = step == total_steps
-        stop = preemption.requested   # read once: a later SIGTERM is seen after the next step
+        # Read once: a later SIGTERM is seen after the next step; all processes agree.
+        stop = distributed_lib.reached_stop_step(step, preemption.requested)
         will_save = ckpt.should_save(step) or is_last or stop
         if step % config.log_every == 0 or will_save or is_last:
           newest = check_pending()
@@ -421,7 +427,12 @@ def run_main():
     try:
       summaries = train(config_flag.value, workdir_flag.value)
     except USER_ERRORS as e:   # a refusal with its reason, not a traceback
-      _fail(str(e))
+      _fail(distributed_lib.peer_failure(e) or str(e))
+    except Exception as e:  # pylint: disable=broad-except
+      message = distributed_lib.peer_failure(e)   # a dead peer process: say so, in one line
+      if message is None:
+        raise
+      _fail(message)
     if summaries.get('preempted'):
       sys.exit(128 + signal.SIGTERM)
 

@@ -1,9 +1,15 @@
 """grain input pipelines: seeded, deterministic, sharded per process, checkpointable.
 
-Training: shard the source by process -> shuffle (reshuffled every epoch) -> repeat ->
-per-example preprocessing with its own seeded numpy Generator -> batch.  The iterator's
-state (`get_state`) is one small dict, saved in every checkpoint, so a resumed run sees
-exactly the batches it would have seen.
+Training: shuffle the whole source (reshuffled every epoch) -> repeat -> per-example
+preprocessing with its own seeded numpy Generator (keyed by the example's position in
+that global stream) -> chunks of the per-process batch size -> process p takes chunks
+p, p + P, p + 2P, ...  So global batch t is positions [tB, (t+1)B) of one global stream
+whatever the number of processes P: each process reads (and augments) only its own
+B/P examples of it, together they read every epoch exactly once, and a run on P
+processes computes what a run on one process computes (the MaxText/grain way: shard
+after a global shuffle, not shuffle after sharding).  The iterator's state
+(`get_state`) is one small dict, the number of batches taken, which is the same on
+every process, so a checkpoint resumes exactly on this or another process count.
 
 Evaluation: shard by process -> one pass in order -> pad the last batch to the fixed
 batch size with copies marked `_mask == 0`, so every example counts exactly once and the
@@ -51,17 +57,21 @@ def train_dataset(
     process_index: int | None = None,
     process_count: int | None = None,
 ) -> grain.IterDataset:
-  """Infinite (or `num_epochs`) shuffled batches of this process's shard of `source`."""
+  """Infinite (or `num_epochs`) shuffled batches: this process's part of each global batch.
+
+  Process `pi` of `pc` gets rows [pi * B/pc, (pi + 1) * B/pc) of every global batch of
+  size B, which is where `jax.make_array_from_process_local_data` puts them.
+  """
   pi, pc = _process(process_index, process_count)
   bs = _local_batch_size(global_batch_size, pc)
   ds = grain.MapDataset.source(source)
-  if len(ds) < pc:
-    raise ValueError(f'dataset of {len(ds)} examples cannot be split over {pc} processes')
-  ds = ds[pi::pc]
+  if len(ds) == 0:
+    raise ValueError('the training dataset is empty')
   ds = ds.shuffle(seed=seed).repeat(num_epochs)
   if preprocess is not None:
     ds = ds.random_map(preprocess, seed=seed + 1)
-  ds = ds.batch(bs, drop_remainder=True)
+  # Lazy: a chunk is read only by the process that takes it.
+  ds = ds.batch(bs, drop_remainder=True)[pi::pc]
   return _maybe_prefetch(ds.to_iter_dataset(), num_workers)
 
 

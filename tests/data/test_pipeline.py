@@ -62,6 +62,28 @@ def test_iterator_state_resumes_exactly():
     np.testing.assert_array_equal(got['noise'], e['noise'])
 
 
+@pytest.mark.parametrize('process_count', [2, 4])
+def test_process_batches_assemble_the_single_process_batch(process_count):
+  """Process p's batch is rows [p*b, (p+1)*b) of the 1-process global batch, augmentation
+  included, over epoch boundaries and after a resume from the shared iterator state."""
+  make = lambda pi, pc: iter(pipeline.train_dataset(
+      _source(), global_batch_size=8, seed=5, preprocess=_aug, process_index=pi,
+      process_count=pc))
+  single = make(0, 1)
+  glob = [next(single) for _ in range(9)]             # 72 positions: three epochs of 23
+  local = [make(pi, process_count) for pi in range(process_count)]
+  for t, g in enumerate(glob):
+    if t == 4:   # resume each process from its own state: the states are equal
+      states = [it.get_state() for it in local]
+      assert all(s == states[0] for s in states)
+      local = [make(pi, process_count) for pi in range(process_count)]
+      for it in local:
+        it.set_state(states[0])
+    parts = [next(it) for it in local]
+    for key in ('x', 'noise'):
+      np.testing.assert_array_equal(np.concatenate([p[key] for p in parts]), g[key])
+
+
 @pytest.mark.parametrize('process_count', [1, 2, 3])
 def test_eval_pipeline_counts_every_example_once(process_count):
   n = 23
