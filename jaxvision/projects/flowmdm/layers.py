@@ -39,6 +39,12 @@ def positions_in_segment(segment_ids):
   return t - first
 
 
+def ape_positions(segment_ids, mask):
+  """Absolute (APE) positions as upstream's collate writes them (`pos_pe_abs`): the frame
+  index within its segment, and 0 at every padded frame (mask False); (B, T)."""
+  return jnp.where(mask, positions_in_segment(segment_ids), 0)
+
+
 def segment_bias(segment_ids):
   """(B, T, T) 0 where query and key share a segment, -inf elsewhere (`pe_bias`)."""
   same = segment_ids[..., :, None] == segment_ids[..., None, :]

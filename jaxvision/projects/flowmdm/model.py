@@ -2,7 +2,7 @@
 
 x_t (B, T, F) -> Linear(F -> d) -> project_in Linear(d -> d) -> + (1 - w) * absolute
 BPE (scaled [sin | cos] sinusoid, learnable scale initialised to d^-0.5, positions
-restarting at 0 in every segment) -> dropout -> L pre-LN blocks of
+restarting at 0 in every segment, 0 at padded frames as upstream's collate) -> dropout -> L pre-LN blocks of
 [PCCAT self-attention, feed-forward x2 GELU], each sub-layer skipped with probability
 `layer_dropout` while training (stochastic depth) -> final LN -> project_out
 Linear(d -> d) -> Linear(d -> F): the prediction of x_0.
@@ -87,7 +87,7 @@ class FlowMDMDenoiser(nn.Module):
     h = TorchLinear(d, kernel_axes=('embed', 'mlp'), name='project_in')(h)
     scale = self.param('ape_scale', nn.with_logical_partitioning(
         lambda k, s: jnp.full(s, d ** -0.5, jnp.float32), (None,)), (1,))
-    ape = positional.sinusoid_concat(layers.positions_in_segment(segment_ids), d) * scale
+    ape = positional.sinusoid_concat(layers.ape_positions(segment_ids, mask), d) * scale
     h = h + (1.0 - w)[:, None, None] * ape
     h = nn.Dropout(self.dropout)(h, deterministic=not train)
     h = nn.with_logical_constraint(h, ('batch', None, None))

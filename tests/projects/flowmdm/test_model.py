@@ -15,6 +15,9 @@ def test_segment_helpers_match_numpy():
   ids = np.array([[0, 0, 0, 1, 1, 2, 2, 2, -1, -1]])
   pos = np.asarray(layers.positions_in_segment(jnp.asarray(ids)))
   np.testing.assert_array_equal(pos, [[0, 1, 2, 0, 1, 0, 1, 2, 0, 1]])
+  # APE positions as upstream's collate: padded frames all at position 0.
+  ape = np.asarray(layers.ape_positions(jnp.asarray(ids), jnp.asarray(ids >= 0)))
+  np.testing.assert_array_equal(ape, [[0, 1, 2, 0, 1, 0, 1, 2, 0, 0]])
   bias = np.asarray(layers.segment_bias(jnp.asarray(ids)))
   for i in range(10):
     for j in range(10):
