@@ -104,10 +104,13 @@ class FlowMDMDenoiser(nn.Module):
       if not self.band_in_absolute_stage:
         no_band = layers.attention_allowed(mask, -1)
         allowed = jnp.where((w > 0)[:, None, None], allowed, no_band)
-      bias = None
+      bias = 0.0
       if self.segment_bias:
-        bias = jnp.where((w > 0)[:, None, None], 0.0, layers.segment_bias(segment_ids))[:, None]
-      attn_kw = dict(mask=allowed[:, None], bias=bias)
+        bias = jnp.where((w > 0)[:, None, None], 0.0, layers.segment_bias(segment_ids))
+      # Mask and segment bias folded once into one additive (B, 1, T, T) bias shared by
+      # every head and layer: logits + float32's minimum rounds to that minimum, so this
+      # equals `where(mask, logits + bias, min)` bit for bit.
+      attn_kw = dict(bias=jnp.where(allowed, bias, jnp.finfo(jnp.float32).min)[:, None])
     positions = jnp.broadcast_to(jnp.arange(t), (b, t))
     freqs = w[:, None, None] * positional.rope_frequencies(positions, self._rotary_dim())
 

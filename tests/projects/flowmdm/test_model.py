@@ -73,6 +73,23 @@ def test_keys_and_values_have_zero_gradient_wrt_the_condition():
   assert float(jnp.max(jnp.abs(out_grad))) > 0
 
 
+def test_split_query_input_equals_the_linear_on_the_concatenation():
+  x, cond, _ = _attention_inputs()
+  split = layers.SplitLinear(16)
+  params = split.init(jax.random.key(0), x, cond)
+  dense = params['params']
+  k, b = nn.meta.unbox(dense['kernel']), nn.meta.unbox(dense['bias'])
+  want = np.concatenate([np.asarray(x, np.float64), np.asarray(cond, np.float64)], -1) @ k + b
+  np.testing.assert_allclose(split.apply(params, x, cond), want, atol=1e-5)
+  # Same parameters, init and axis names as TorchLinear(2d -> d) on the concatenation.
+  from jaxvision.nn.layers import TorchLinear  # pylint: disable=g-import-not-at-top
+  torch_lin = TorchLinear(16, kernel_axes=('mlp', 'embed')).init(
+      jax.random.key(0), jnp.concatenate([x, cond], -1))['params']
+  assert dense['kernel'].names == torch_lin['kernel'].names
+  np.testing.assert_array_equal(k, nn.meta.unbox(torch_lin['kernel']))
+  np.testing.assert_array_equal(b, nn.meta.unbox(torch_lin['bias']))
+
+
 def _small_model(**kw):
   cfg = dict(input_dim=6, latent_dim=32, num_layers=2, num_heads=2, head_dim=16, ff_size=64,
              dropout=0.0, layer_dropout=0.0, rpe_horizon=3, text_dim=8, rotary_dim=8)
