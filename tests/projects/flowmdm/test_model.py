@@ -212,3 +212,12 @@ def test_banded_attention_equals_the_dense_band_mask():
                                np.asarray(_apply(dense, params, inp, w))[valid], atol=1e-5)
   with pytest.raises(ValueError, match='banded_attention needs'):
     _apply(_small_model(rpe_horizon=-1, banded_attention=True), params, inp, 0.0)
+
+
+def test_banded_attention_flag_reaches_the_model():
+  from jaxvision.projects import flowmdm  # pylint: disable=g-import-not-at-top
+  cfg = flowmdm.default_config().model
+  cfg.input_dim = 6
+  assert not flowmdm.make_model(cfg).denoiser.banded_attention
+  cfg.banded_attention = True
+  assert flowmdm.make_model(cfg).denoiser.banded_attention
