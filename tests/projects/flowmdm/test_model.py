@@ -216,8 +216,10 @@ def test_banded_attention_equals_the_dense_band_mask():
 
 def test_banded_attention_flag_reaches_the_model():
   from jaxvision.projects import flowmdm  # pylint: disable=g-import-not-at-top
-  cfg = flowmdm.default_config().model
-  cfg.input_dim = 6
+  cfg = flowmdm.default_config().model.to_dict()
+  cfg.update(input_dim=6)
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  cfg = ml_collections.ConfigDict(cfg)
   assert not flowmdm.make_model(cfg).denoiser.banded_attention
   cfg.banded_attention = True
   assert flowmdm.make_model(cfg).denoiser.banded_attention
