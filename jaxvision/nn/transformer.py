@@ -8,8 +8,9 @@ post-LN (the original Transformer): x = LN(x + Attn(x)), x = LN(x + MLP(x)).
 `keep` carries stochastic-depth factors (Huang et al. 2016) drawn by the caller (one
 per batch or per sample; a traced scalar, one draw per batch, skips a dropped
 sub-layer's computation with `lax.cond` when the sub-layer holds no dropout or cache),
-`query_mask` (B, T) zeroes the attention outputs (not the MLP's) at padded queries (as x-transformers does), and every attention hook of `jaxvision.nn.attention`
-(masks, bias, rotary angles, query_fn, GQA, causal/band, KV cache) passes through.
+`query_mask` (B, T) zeroes the attention outputs (not the MLP's) at padded queries (as
+x-transformers does), and every attention hook of `jaxvision.nn.attention` (masks,
+bias, rotary angles, query_fn, GQA, causal/band, KV cache) passes through.
 
 Sub-module names are fields (`names`) so that each model keeps the parameter tree its
 checkpoints use (big_vision's `LayerNorm_0/MultiHeadDotProductAttention_0/...`, CLIP's

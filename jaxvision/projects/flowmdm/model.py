@@ -3,9 +3,9 @@
 x_t (B, T, F) -> Linear(F -> d) -> project_in Linear(d -> d) -> + (1 - w) * absolute
 BPE (scaled [sin | cos] sinusoid, learnable scale initialised to d^-0.5, positions
 restarting at 0 in every segment, 0 at padded frames as upstream's collate) -> dropout
--> L pre-LN blocks of [PCCAT self-attention, feed-forward x2 GELU], each sub-layer skipped with probability
-`layer_dropout` while training (stochastic depth) -> final LN -> project_out
-Linear(d -> d) -> Linear(d -> F): the prediction of x_0.
+-> L pre-LN blocks of [PCCAT self-attention, feed-forward x2 GELU], each sub-layer
+skipped with probability `layer_dropout` while training (stochastic depth) -> final LN
+-> project_out Linear(d -> d) -> Linear(d -> F): the prediction of x_0.
 
 The condition of frame i is `emb_i = MLP(timestep table[t]) + embed_text(text_{s(i)})`
 with s(i) the segment frame i belongs to (upstream's `conditions_mask`); a zeroed text
