@@ -18,6 +18,7 @@ import time
 
 from absl import app
 from absl import flags
+import mfu  # benchmarks/mfu.py
 import report  # benchmarks/report.py (the script's folder is on sys.path)
 import jax
 import jax.numpy as jnp
@@ -80,7 +81,7 @@ def bench_preset(name, feats, labels):
   aug = jax.jit(lambda k, f: augment.augment_batch(policy, k, f)[0])
   aug_s = _time(aug, jax.random.key(2), feats, steps=_STEPS.value)
   return {'compile_s': compile_s, 'median_step_s': step_s, 'steps_per_s': 1 / step_s,
-          'augment_only_s': aug_s}
+          'augment_only_s': aug_s, **mfu.utilisation(mfu.compiled_flops(compiled), step_s)}
 
 
 def main(argv):

@@ -25,6 +25,7 @@ import time
 
 from absl import app
 from absl import flags
+import mfu  # benchmarks/mfu.py
 import report  # benchmarks/report.py (the script's folder is on sys.path)
 
 _N_MAJOR = flags.DEFINE_integer('n_major', 100, 'torus vertices around the main circle')
@@ -110,7 +111,10 @@ def _measure_dn(n_major, n_minor, steps, queue):
 
 def main(argv):
   del argv
-  result = {'benchmark': 'hybrid_fmaps', **report.machine()}
+  result = {'benchmark': 'hybrid_fmaps', **report.machine(),
+            # The time goes to scipy (ARPACK eigsh, sparse solves), outside XLA: no cost
+            # analysis, so no FLOPs/MFU; the matmul peak is recorded for reference.
+            'flops': None, 'matmul_peak_flops_per_s': mfu.measure_matmul_peak()}
   ctx = mp.get_context('spawn')
   queue = ctx.Queue()
   proc = ctx.Process(target=_measure, args=(_N_MAJOR.value, _N_MINOR.value, _K.value,

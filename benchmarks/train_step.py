@@ -18,9 +18,9 @@ import time
 
 from absl import app
 from absl import flags
+import mfu  # benchmarks/mfu.py
 import report  # benchmarks/report.py (the script's folder is on sys.path)
 import jax
-import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
 
@@ -30,22 +30,6 @@ from jaxvision import train as train_lib
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'experiment config', lock_config=True)
 _STEPS = flags.DEFINE_integer('steps', 20, 'timed steps (after 2 warm-up steps)')
 _OUT = flags.DEFINE_string('out', None, 'also write the JSON here')
-
-
-def measure_matmul_peak(dtype: str, n: int | None = None, repeats: int = 5) -> float:
-  """FLOP/s of an n x n x n matmul on the default device (the best of `repeats`)."""
-  on_cpu = jax.devices()[0].platform == 'cpu'
-  n = n or (2048 if on_cpu else 8192)
-  a = jnp.ones((n, n), dtype)
-  b = jnp.ones((n, n), dtype)
-  f = jax.jit(lambda x, y: x @ y)
-  f(a, b).block_until_ready()
-  best = float('inf')
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    f(a, b).block_until_ready()
-    best = min(best, time.perf_counter() - t0)
-  return 2 * n ** 3 / best
 
 
 def peak_memory_bytes() -> tuple[int, str]:
@@ -68,9 +52,7 @@ def benchmark(config, steps: int) -> dict:
   t0 = time.perf_counter()
   compiled = exp.train_step.lower(state, batch).compile()
   compile_s = time.perf_counter() - t0
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float((cost or {}).get('flops', float('nan')))
+  flops = mfu.compiled_flops(compiled)
 
   for _ in range(2):
     state, metrics = compiled(state, batch)
@@ -83,7 +65,7 @@ def benchmark(config, steps: int) -> dict:
     times.append(time.perf_counter() - t0)
   step_s = statistics.median(times)
   dtype = cfg.model.get('dtype_mm', 'float32') if 'model' in cfg else 'float32'
-  peak = measure_matmul_peak(dtype)
+  peak = mfu.measure_matmul_peak(dtype)
   mem, mem_kind = peak_memory_bytes()
   return {
       'config_project': cfg.project,

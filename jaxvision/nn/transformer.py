@@ -6,9 +6,11 @@ pre-LN (ViT Eqs. 2-3, GPT-2, CLIP, x-transformers):
 post-LN (the original Transformer): x = LN(x + Attn(x)), x = LN(x + MLP(x)).
 
 `keep` carries stochastic-depth factors (Huang et al. 2016) drawn by the caller (one
-per batch or per sample), `query_mask` (B, T) zeroes the attention outputs (not the
-MLP's) at padded queries (as x-transformers does), and every attention hook of `jaxvision.nn.attention`
-(masks, bias, rotary angles, query_fn, GQA, causal/band, KV cache) passes through.
+per batch or per sample; a traced scalar, one draw per batch, skips a dropped
+sub-layer's computation with `lax.cond` when the sub-layer holds no dropout or cache),
+`query_mask` (B, T) zeroes the attention outputs (not the MLP's) at padded queries (as
+x-transformers does), and every attention hook of `jaxvision.nn.attention` (masks,
+bias, rotary angles, query_fn, GQA, causal/band, KV cache) passes through.
 
 Sub-module names are fields (`names`) so that each model keeps the parameter tree its
 checkpoints use (big_vision's `LayerNorm_0/MultiHeadDotProductAttention_0/...`, CLIP's
@@ -84,6 +86,15 @@ class TransformerBlock(nn.Module):
         torch_init=self.torch_init, query_fn=None if cross else self.query_fn,
         dtype_mm=self.dtype_mm, name=name)
 
+  def _skippable(self, keep, train) -> bool:
+    """A batch-wide (scalar, traced) keep factor at apply time with nothing random or
+    stateful inside the sub-layers: `lax.cond` may skip the dropped sub-layer."""
+    if keep is None or isinstance(keep, (int, float)) or jnp.ndim(keep) != 0:
+      return False
+    if self.is_initializing() or self.decode:
+      return False
+    return not (train and (self.dropout > 0 or self.attn_dropout > 0))
+
   def _residual(self, x, y, keep, train):
     if self.dropout:
       y = nn.Dropout(rate=self.dropout)(y, deterministic=not train)
@@ -105,10 +116,17 @@ class TransformerBlock(nn.Module):
     x = self._constrain(x)
 
     def sublayer(x, norm_key, fn, keep_factor, is_attention=True):
-      y = fn(norm(norm_key)(x) if pre else x)
-      if query_mask is not None and is_attention:
-        y = y * query_mask[..., None].astype(y.dtype)
-      x = self._residual(x, y, keep_factor, train)
+      def branch(x, keep_factor):
+        y = fn(norm(norm_key)(x) if pre else x)
+        if query_mask is not None and is_attention:
+          y = y * query_mask[..., None].astype(y.dtype)
+        return self._residual(x, y, keep_factor, train)
+      if self._skippable(keep_factor, train):
+        # One draw for the whole batch: a dropped sub-layer is not computed at all
+        # (x + 0 * f(x) = x for finite f), as upstream's Python-level skip.
+        x = jax.lax.cond(keep_factor > 0, lambda x: branch(x, None), self._constrain, x)
+      else:
+        x = branch(x, keep_factor)
       return x if pre else norm(norm_key)(x)
 
     attn = self._attention(names['attn'], cross=False)

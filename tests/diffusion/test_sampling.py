@@ -51,3 +51,28 @@ def test_loop_equals_a_numpy_reverse_process(method):
   assert np.all(np.asarray(got)[0, 3] == 0)
   with pytest.raises(ValueError, match="'ddpm' or 'ddim'"):
     sampling.sample_loop(predict, d, rng, noise, method='euler')
+
+
+def test_batched_guidance_is_one_call_equal_to_two():
+  calls = []
+  rng = np.random.default_rng(0)
+  w = jnp.asarray(rng.normal(size=(4, 4)), jnp.float32)
+
+  def net(x, c):
+    calls.append(x.shape[0])
+    return jnp.tanh(x @ w + c[:, None, None])
+
+  x = jnp.asarray(rng.normal(size=(3, 5, 4)), jnp.float32)
+  c = jnp.asarray(rng.normal(size=(3,)), jnp.float32)
+  null = jnp.zeros_like(c)
+  want = sampling.classifier_free_guidance(lambda: net(x, c), lambda: net(x, null), 2.5)
+  calls.clear()
+  got = sampling.batched_guidance(net, (x, c), (x, null), 2.5)
+  assert calls == [6]                      # one call on the doubled batch
+  np.testing.assert_allclose(got, want, atol=1e-6)
+  unc = np.tanh(np.asarray(x) @ np.asarray(w))                            # numpy reference
+  cond = np.tanh(np.asarray(x) @ np.asarray(w) + np.asarray(c)[:, None, None])
+  np.testing.assert_allclose(got, unc + 2.5 * (cond - unc), atol=1e-5)
+  calls.clear()
+  np.testing.assert_allclose(sampling.batched_guidance(net, (x, c), (x, null), 1.0), net(x, c))
+  assert calls[0] == 3

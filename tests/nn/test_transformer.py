@@ -87,6 +87,26 @@ def test_causal_mask_keep_and_query_mask():
   np.testing.assert_allclose(blk.apply({'params': p}, x, keep=(0.0, 0.0)), x, atol=0)
 
 
+def test_batch_wide_keep_skips_the_dropped_sublayer_with_the_same_result():
+  blk = transformer.TransformerBlock(H, causal=True, ln_eps=1e-5)
+  x = _x((B, T, D))
+  p = _params(blk, x)
+  causal = np.tril(np.ones((T, T), bool))
+  fn = jax.jit(lambda k0, k1: blk.apply({'params': p}, x, keep=(k0, k1), train=True))
+  for keep in ((1.0, 1.0), (0.0, 1.0), (1.0, 0.0), (0.0, 0.0)):
+    got = fn(jnp.float32(keep[0]), jnp.float32(keep[1]))     # traced scalars: lax.cond
+    want = np_block(p, x, eps=1e-5, mask=causal, keep=keep)
+    np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-5)
+  jaxpr = str(jax.make_jaxpr(lambda k: blk.apply({'params': p}, x, keep=(k, k), train=True))(
+      jnp.float32(1.0)))
+  assert jaxpr.count('cond[') == 2
+  # Per-sample factors (B, 1, 1) cannot skip: they multiply, as before.
+  per_sample = jnp.asarray([0.0, 1.0])[:, None, None]
+  jaxpr = str(jax.make_jaxpr(lambda k: blk.apply({'params': p}, x, keep=(k, k), train=True))(
+      per_sample))
+  assert 'cond[' not in jaxpr
+
+
 def test_cross_attention_sublayer():
   blk = transformer.TransformerBlock(H)
   x, ctx = _x((B, T, D)), _x((B, 3, D), 1)

@@ -38,6 +38,7 @@ def default_config() -> ml_collections.ConfigDict:
           'layer_dropout_per_sample': False,
           'rpe_horizon': 200, 'band_in_absolute_stage': True, 'segment_bias': True,
           'rotary_dim': 0, 'text_dim': 512,
+          'banded_attention': False,   # True: the band block-wise, linear in T (equal results)
           'text_encoder': {
               'type': 'precomputed',        # precomputed | small | clip
               'vocab_size': 1024, 'max_tokens': 16, 'width': 128, 'depth': 2,
@@ -91,7 +92,8 @@ def make_model(model_cfg) -> model_lib.FlowMDM:
       num_heads=m.num_heads, head_dim=m.head_dim, ff_size=m.ff_size, dropout=m.dropout,
       layer_dropout=m.layer_dropout, layer_dropout_per_sample=m.layer_dropout_per_sample,
       rpe_horizon=m.rpe_horizon, band_in_absolute_stage=m.band_in_absolute_stage,
-      segment_bias=m.segment_bias, rotary_dim=m.rotary_dim, text_dim=m.text_dim)
+      segment_bias=m.segment_bias, rotary_dim=m.rotary_dim, text_dim=m.text_dim,
+      banded_attention=m.banded_attention)
   return model_lib.FlowMDM(denoiser=denoiser, text_encoder=make_text_encoder(m))
 
 

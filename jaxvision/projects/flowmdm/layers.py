@@ -17,8 +17,9 @@ block-diagonal bias of the absolute stage).
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Sequence
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -39,6 +40,12 @@ def positions_in_segment(segment_ids):
   return t - first
 
 
+def ape_positions(segment_ids, mask):
+  """Absolute (APE) positions as upstream's collate writes them (`pos_pe_abs`): the frame
+  index within its segment, and 0 at every padded frame (mask False); (B, T)."""
+  return jnp.where(mask, positions_in_segment(segment_ids), 0)
+
+
 def segment_bias(segment_ids):
   """(B, T, T) 0 where query and key share a segment, -inf elsewhere (`pe_bias`)."""
   same = segment_ids[..., :, None] == segment_ids[..., None, :]
@@ -54,10 +61,32 @@ def attention_allowed(mask, horizon: int):
   return allowed
 
 
+class SplitLinear(nn.Module):
+  """torch.nn.Linear on the concatenation [x, cond] computed as x W_x + cond W_c + b:
+  the same (2d, d) kernel, bias, init and names as `TorchLinear` on the concatenated
+  input, without materialising the concatenation (nor slicing its gradient)."""
+  features: int
+  kernel_axes: Sequence[str] = ('mlp', 'embed')
+  dtype_mm: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, cond):
+    dx = x.shape[-1]
+    fan_in = dx + cond.shape[-1]
+    init = nn_layers.torch_uniform(fan_in)
+    kernel = self.param('kernel', nn_layers.boxed(nn_layers.flat_init(init, 1),
+                                                  *self.kernel_axes),
+                        (fan_in, self.features), jnp.float32)
+    bias = self.param('bias', nn_layers.boxed(init, self.kernel_axes[-1]), (self.features,),
+                      jnp.float32)
+    dt = jnp.dtype(self.dtype_mm)
+    y = x.astype(dt) @ kernel[:dx].astype(dt) + cond.astype(dt) @ kernel[dx:].astype(dt)
+    return y + bias.astype(dt)
+
+
 def pccat_query(x, cond, *, dtype_mm: Any = jnp.float32):
   """PCCAT's query input Linear(2d -> d)([x, cond]); runs inside the attention's scope."""
-  return nn_layers.TorchLinear(x.shape[-1], kernel_axes=('mlp', 'embed'), dtype_mm=dtype_mm,
-                               name='query_input')(jnp.concatenate([x, cond], axis=-1))
+  return SplitLinear(x.shape[-1], dtype_mm=dtype_mm, name='query_input')(x, cond)
 
 
 def pccat_attention(num_heads: int = 4, head_dim: int = 64, dtype: Any = jnp.float32,

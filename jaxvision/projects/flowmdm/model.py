@@ -2,10 +2,10 @@
 
 x_t (B, T, F) -> Linear(F -> d) -> project_in Linear(d -> d) -> + (1 - w) * absolute
 BPE (scaled [sin | cos] sinusoid, learnable scale initialised to d^-0.5, positions
-restarting at 0 in every segment) -> dropout -> L pre-LN blocks of
-[PCCAT self-attention, feed-forward x2 GELU], each sub-layer skipped with probability
-`layer_dropout` while training (stochastic depth) -> final LN -> project_out
-Linear(d -> d) -> Linear(d -> F): the prediction of x_0.
+restarting at 0 in every segment, 0 at padded frames as upstream's collate) -> dropout
+-> L pre-LN blocks of [PCCAT self-attention, feed-forward x2 GELU], each sub-layer
+skipped with probability `layer_dropout` while training (stochastic depth) -> final LN
+-> project_out Linear(d -> d) -> Linear(d -> F): the prediction of x_0.
 
 The condition of frame i is `emb_i = MLP(timestep table[t]) + embed_text(text_{s(i)})`
 with s(i) the segment frame i belongs to (upstream's `conditions_mask`); a zeroed text
@@ -87,7 +87,7 @@ class FlowMDMDenoiser(nn.Module):
     h = TorchLinear(d, kernel_axes=('embed', 'mlp'), name='project_in')(h)
     scale = self.param('ape_scale', nn.with_logical_partitioning(
         lambda k, s: jnp.full(s, d ** -0.5, jnp.float32), (None,)), (1,))
-    ape = positional.sinusoid_concat(layers.positions_in_segment(segment_ids), d) * scale
+    ape = positional.sinusoid_concat(layers.ape_positions(segment_ids, mask), d) * scale
     h = h + (1.0 - w)[:, None, None] * ape
     h = nn.Dropout(self.dropout)(h, deterministic=not train)
     h = nn.with_logical_constraint(h, ('batch', None, None))
@@ -104,10 +104,13 @@ class FlowMDMDenoiser(nn.Module):
       if not self.band_in_absolute_stage:
         no_band = layers.attention_allowed(mask, -1)
         allowed = jnp.where((w > 0)[:, None, None], allowed, no_band)
-      bias = None
+      bias = 0.0
       if self.segment_bias:
-        bias = jnp.where((w > 0)[:, None, None], 0.0, layers.segment_bias(segment_ids))[:, None]
-      attn_kw = dict(mask=allowed[:, None], bias=bias)
+        bias = jnp.where((w > 0)[:, None, None], 0.0, layers.segment_bias(segment_ids))
+      # Mask and segment bias folded once into one additive (B, 1, T, T) bias shared by
+      # every head and layer: logits + float32's minimum rounds to that minimum, so this
+      # equals `where(mask, logits + bias, min)` bit for bit.
+      attn_kw = dict(bias=jnp.where(allowed, bias, jnp.finfo(jnp.float32).min)[:, None])
     positions = jnp.broadcast_to(jnp.arange(t), (b, t))
     freqs = w[:, None, None] * positional.rope_frequencies(positions, self._rotary_dim())
 

@@ -210,6 +210,8 @@ def test_converted_weights_reproduce_upstream_forward(njoints, d, layers, ff, ho
     ours = _flax_forward(sd, cfg, x, timesteps, y, w, horizon)
     ref = ref[:, :, 0].transpose(0, 2, 1)
     np.testing.assert_allclose(ours[valid], ref[valid], rtol=1e-4, atol=2e-5, err_msg=str(w))
+    # Padded frames too: upstream gives them absolute position 0 (issue 11, item 2).
+    np.testing.assert_allclose(ours[~valid], ref[~valid], rtol=1e-4, atol=2e-5, err_msg=str(w))
 
 
 def test_converter_names_wrong_checkpoints():

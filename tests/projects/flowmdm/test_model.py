@@ -15,6 +15,9 @@ def test_segment_helpers_match_numpy():
   ids = np.array([[0, 0, 0, 1, 1, 2, 2, 2, -1, -1]])
   pos = np.asarray(layers.positions_in_segment(jnp.asarray(ids)))
   np.testing.assert_array_equal(pos, [[0, 1, 2, 0, 1, 0, 1, 2, 0, 1]])
+  # APE positions as upstream's collate: padded frames all at position 0.
+  ape = np.asarray(layers.ape_positions(jnp.asarray(ids), jnp.asarray(ids >= 0)))
+  np.testing.assert_array_equal(ape, [[0, 1, 2, 0, 1, 0, 1, 2, 0, 0]])
   bias = np.asarray(layers.segment_bias(jnp.asarray(ids)))
   for i in range(10):
     for j in range(10):
@@ -68,6 +71,23 @@ def test_keys_and_values_have_zero_gradient_wrt_the_condition():
   out_grad = jax.grad(lambda c: jnp.sum(attn.apply(params, x, query_context=c,
                                                    mask=allowed) ** 2))(cond)
   assert float(jnp.max(jnp.abs(out_grad))) > 0
+
+
+def test_split_query_input_equals_the_linear_on_the_concatenation():
+  x, cond, _ = _attention_inputs()
+  split = layers.SplitLinear(16)
+  params = split.init(jax.random.key(0), x, cond)
+  dense = params['params']
+  k, b = nn.meta.unbox(dense['kernel']), nn.meta.unbox(dense['bias'])
+  want = np.concatenate([np.asarray(x, np.float64), np.asarray(cond, np.float64)], -1) @ k + b
+  np.testing.assert_allclose(split.apply(params, x, cond), want, atol=1e-5)
+  # Same parameters, init and axis names as TorchLinear(2d -> d) on the concatenation.
+  from jaxvision.nn.layers import TorchLinear  # pylint: disable=g-import-not-at-top
+  torch_lin = TorchLinear(16, kernel_axes=('mlp', 'embed')).init(
+      jax.random.key(0), jnp.concatenate([x, cond], -1))['params']
+  assert dense['kernel'].names == torch_lin['kernel'].names
+  np.testing.assert_array_equal(k, nn.meta.unbox(torch_lin['kernel']))
+  np.testing.assert_array_equal(b, nn.meta.unbox(torch_lin['bias']))
 
 
 def _small_model(**kw):
@@ -192,3 +212,14 @@ def test_banded_attention_equals_the_dense_band_mask():
                                np.asarray(_apply(dense, params, inp, w))[valid], atol=1e-5)
   with pytest.raises(ValueError, match='banded_attention needs'):
     _apply(_small_model(rpe_horizon=-1, banded_attention=True), params, inp, 0.0)
+
+
+def test_banded_attention_flag_reaches_the_model():
+  from jaxvision.projects import flowmdm  # pylint: disable=g-import-not-at-top
+  cfg = flowmdm.default_config().model.to_dict()
+  cfg.update(input_dim=6)
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  cfg = ml_collections.ConfigDict(cfg)
+  assert not flowmdm.make_model(cfg).denoiser.banded_attention
+  cfg.banded_attention = True
+  assert flowmdm.make_model(cfg).denoiser.banded_attention
