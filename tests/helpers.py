@@ -48,3 +48,16 @@ def run_binary(config_path: str, workdir: str, *overrides: str, timeout: int = 3
   env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='3', **(env_extra or {}))
   return subprocess.run(binary_command(config_path, workdir, *overrides), cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=timeout)
+
+
+def run_colab(name: str) -> dict:
+  """Runs every code cell of colabs/<name>.ipynb in one namespace (after checking that
+  the notebook is committed with its outputs stripped) and returns the namespace."""
+  import nbformat  # pylint: disable=g-import-not-at-top
+  nb = nbformat.read(os.path.join(REPO, 'colabs', f'{name}.ipynb'), as_version=4)
+  code = [c for c in nb.cells if c.cell_type == 'code']
+  assert all(not c.get('outputs') for c in code), f'commit {name}.ipynb with outputs stripped'
+  namespace: dict = {}
+  for cell in code:
+    exec(compile(cell.source, f'{name}.ipynb', 'exec'), namespace)  # pylint: disable=exec-used
+  return namespace

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import matplotlib
-import nbformat
 import pytest
 
 from tests import helpers
@@ -17,12 +16,7 @@ matplotlib.use('Agg')
 def test_colab_runs(frofa_cache_root, tiny_transfer_cache, monkeypatch):
   monkeypatch.setenv('JAXVISION_COLAB_TINY', '1')
   monkeypatch.setenv('JAXVISION_CACHE', frofa_cache_root)
-  nb = nbformat.read(os.path.join(helpers.REPO, 'colabs', 'frofa.ipynb'), as_version=4)
-  assert all(not c.get('outputs') for c in nb.cells if c.cell_type == 'code'), 'strip outputs'
-  namespace: dict = {}
-  for cell in nb.cells:
-    if cell.cell_type == 'code':
-      exec(compile(cell.source, 'frofa.ipynb', 'exec'), namespace)  # pylint: disable=exec-used
+  namespace = helpers.run_colab('frofa')
   assert namespace['config'].input.num_classes == 5
   assert os.path.samefile(namespace['data'].cache_dir(namespace['config'].input),
                           tiny_transfer_cache)

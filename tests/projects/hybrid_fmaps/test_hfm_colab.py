@@ -3,10 +3,8 @@ and the pictures' input checks."""
 
 from __future__ import annotations
 
-import os
 
 import matplotlib
-import nbformat
 import numpy as np
 import pytest
 
@@ -20,12 +18,7 @@ from jaxvision.projects.hybrid_fmaps import pictures  # pylint: disable=g-import
 def test_colab_runs_top_to_bottom(monkeypatch, tmp_path):
   monkeypatch.setenv('HFM_COLAB_TINY', '1')
   monkeypatch.setenv('JAXVISION_CACHE', str(tmp_path))
-  nb = nbformat.read(os.path.join(helpers.REPO, 'colabs', 'hybrid_fmaps.ipynb'), as_version=4)
-  code = [c for c in nb.cells if c.cell_type == 'code']
-  assert all(not c.get('outputs') for c in code), 'commit the notebook with outputs stripped'
-  namespace: dict = {}
-  for cell in code:
-    exec(compile(cell.source, 'hybrid_fmaps.ipynb', 'exec'), namespace)  # pylint: disable=exec-used
+  namespace = helpers.run_colab('hybrid_fmaps')
   ex = namespace['ex']
   assert set(ex['maps']) == {'lbo', 'hybrid', 'truth'}
   # the true map is exact up to the coarse sampling (README: ~3 on body_00 -> body_01)
