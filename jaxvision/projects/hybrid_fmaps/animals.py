@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -119,13 +118,8 @@ def _fingerprint(num_vertices: int, names) -> str:
 def ensure_benchmark(cache_dir: str | None = None, num_vertices: int = 500,
                      names=None) -> str:
   """Writes the dog layout once (`names`, default all of SHAPES); returns its folder."""
-  names = sorted(names or SHAPES)
-  unknown = sorted(set(names) - set(SHAPES))
-  if unknown:
-    raise ValueError(f'unknown embedded dogs {unknown}; available: {sorted(SHAPES)}')
-  tag = '' if names == sorted(SHAPES) else '_' + _fingerprint(num_vertices, names)[:8]
-  folder = os.path.join(cache_dir or benchmark.default_cache_dir(),
-                        f'hybrid_fmaps_dog_{num_vertices}{tag}')
+  names, folder = benchmark.layout_folder('dog', 'dogs', SHAPES, names, num_vertices,
+                                           cache_dir, _fingerprint)
   return benchmark.write_layout(
       folder, _fingerprint(num_vertices, names), names,
       lambda name, _: build_shape(name, num_vertices, sorted(SHAPES).index(name)))

@@ -120,16 +120,24 @@ def write_layout(folder: str, fingerprint: str, names, build) -> str:
   return folder
 
 
+def layout_folder(prefix: str, what: str, shapes, names, num_vertices: int,
+                  cache_dir, fingerprint) -> tuple[list, str]:
+  """(sorted names, cache folder) of an embedded benchmark: `names` checked against
+  `shapes`; a subset gets its own folder, tagged by `fingerprint(num_vertices, names)`."""
+  names = sorted(names or shapes)
+  unknown = sorted(set(names) - set(shapes))
+  if unknown:
+    raise ValueError(f'unknown embedded {what} {unknown}; available: {sorted(shapes)}')
+  tag = '' if names == sorted(shapes) else '_' + fingerprint(num_vertices, names)[:8]
+  return names, os.path.join(cache_dir or default_cache_dir(),
+                             f'hybrid_fmaps_{prefix}_{num_vertices}{tag}')
+
+
 def ensure_benchmark(cache_dir: str | None = None, num_vertices: int = 500,
                      names=None) -> str:
   """Writes the layout once (`names`, default all of SHAPES); returns its folder."""
-  names = sorted(names or SHAPES)
-  unknown = sorted(set(names) - set(SHAPES))
-  if unknown:
-    raise ValueError(f'unknown embedded bodies {unknown}; available: {sorted(SHAPES)}')
-  tag = '' if names == sorted(SHAPES) else '_' + _fingerprint(num_vertices, names)[:8]
-  folder = os.path.join(cache_dir or default_cache_dir(),
-                        f'hybrid_fmaps_anny_{num_vertices}{tag}')
+  names, folder = layout_folder('anny', 'bodies', SHAPES, names, num_vertices, cache_dir,
+                                 _fingerprint)
 
   def build(name, _):
     seed = sorted(SHAPES).index(name)        # per-shape remeshing seed (stable subsets)
